@@ -1,0 +1,147 @@
+//! The plugin runtime's configuration: every limit a plugin runs under, with its default, its
+//! trade-off and why it exists.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Limits and sizing of the plugin runtime.
+///
+/// Every evaluation runs under all of these at once (security-lessons S3): exceeding any of them
+/// turns the evaluation into a denial whose reason names the limit, never a crash of the host.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Instruction budget of one evaluation, in wasmtime fuel units (roughly one per Wasm
+    /// instruction).
+    ///
+    /// Default: 20,000,000. A Rust policy uses a few thousand; an interpreted one (Python,
+    /// JavaScript) 70,000 to 4,000,000 on a fresh instance, so the default leaves room for them
+    /// while a runaway loop still stops within about 20 ms of CPU. Fuel is deterministic: the same
+    /// input always stops at the same point, which makes denials reproducible in dry-runs.
+    pub fuel: u64,
+
+    /// Wall-clock deadline of one evaluation, enforced by epoch interruption.
+    ///
+    /// Default: 250 ms. A backstop for what fuel does not count (time spent in host calls,
+    /// a machine under load); fuel normally stops a guest long before. Precision is one
+    /// [`epoch_tick`](Self::epoch_tick).
+    #[serde(with = "millis")]
+    pub deadline: Duration,
+
+    /// How often the epoch ticker thread advances the engine's epoch.
+    ///
+    /// Default: 5 ms. Shorter ticks make deadlines more precise at the cost of a wake-up per tick
+    /// on one background thread; checking the epoch costs guests ~10% either way.
+    #[serde(with = "millis")]
+    pub epoch_tick: Duration,
+
+    /// Linear memory one evaluation may use, summed over every memory of the component
+    /// (a `ResourceLimiter` counts per store, not per memory).
+    ///
+    /// Default: 64 MiB. A Rust policy needs 1-2 MiB; a Python component starts at 12.3 MiB.
+    /// Also the per-memory size of the pooling allocator's slots, so it bounds the virtual
+    /// address space reserved for the pool.
+    pub max_memory_bytes: usize,
+
+    /// Elements one evaluation's tables may hold in total.
+    ///
+    /// Default: 20,000. Rust components use a few hundred; interpreters a few thousand.
+    pub max_table_elements: usize,
+
+    /// Native stack that Wasm frames may use.
+    ///
+    /// Default: 512 KiB (wasmtime's default). Deep recursion past it traps with a stack
+    /// overflow that is reported as such.
+    pub max_wasm_stack: usize,
+
+    /// Bytes the host lifts from the guest in one host call (wasmtime "hostcall fuel").
+    ///
+    /// Default: 64 KiB. Plugins only hand the host log lines; wasmtime's default of 128 MiB
+    /// would let a guest make the host allocate that much per call.
+    pub max_hostcall_bytes: usize,
+
+    /// Bytes of a plugin's answer (the decision with its strings and lists, or a form).
+    ///
+    /// Default: 64 KiB. Larger answers are refused as "output too large": a decision names
+    /// scopes and a reason, never megabytes.
+    pub max_output_bytes: usize,
+
+    /// Log lines kept per evaluation (from `log` and from stdout/stderr).
+    ///
+    /// Default: 64. Lines past it are dropped and counted, so a chatty plugin cannot fill the
+    /// audit log.
+    pub max_log_lines: usize,
+
+    /// Bytes of log text kept per evaluation, including captured stdout/stderr.
+    ///
+    /// Default: 16 KiB.
+    pub max_log_bytes: usize,
+
+    /// Largest component accepted at ingest.
+    ///
+    /// Default: 32 MiB. Python components are ~18 MB; Rust and C ones are 3-200 KB. Checked
+    /// before anything is parsed (security-lessons S4).
+    pub max_module_bytes: usize,
+
+    /// Longest a compilation may take before ingest gives up on the module.
+    ///
+    /// Default: 10 s. A 100 KB Rust component compiles in ~30 ms and a Python one in ~6 s on
+    /// two cores; a module crafted to blow up the compiler is refused instead of holding a core.
+    #[serde(with = "millis")]
+    pub compile_timeout: Duration,
+
+    /// Compilations that may run at once; further ingests are refused as busy.
+    ///
+    /// Default: 2. Compiling is CPU-heavy and cannot be interrupted, so this bounds what an
+    /// uploader can take from the machine.
+    pub max_concurrent_compiles: usize,
+
+    /// Evaluations that may run at once, which also sizes the pooling allocator.
+    ///
+    /// Default: 64. Instantiation fails when the pool is full, so callers queue on a semaphore
+    /// of this size rather than fail.
+    pub max_concurrent_evaluations: u32,
+
+    /// Directory for compiled artifacts, keyed by content digest and engine compatibility
+    /// hash; `None` keeps them in memory only.
+    ///
+    /// Default: none (the server sets `<data_dir>/compiled`). Only files this process wrote
+    /// there are ever deserialized (security-lessons S5): the directory must not be writable by
+    /// anyone else.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            fuel: 20_000_000,
+            deadline: Duration::from_millis(250),
+            epoch_tick: Duration::from_millis(5),
+            max_memory_bytes: 64 << 20,
+            max_table_elements: 20_000,
+            max_wasm_stack: 512 << 10,
+            max_hostcall_bytes: 64 << 10,
+            max_output_bytes: 64 << 10,
+            max_log_lines: 64,
+            max_log_bytes: 16 << 10,
+            max_module_bytes: 32 << 20,
+            compile_timeout: Duration::from_secs(10),
+            max_concurrent_compiles: 2,
+            max_concurrent_evaluations: 64,
+            cache_dir: None,
+        }
+    }
+}
+
+/// Durations in configuration files are whole milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

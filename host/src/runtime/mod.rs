@@ -1,0 +1,611 @@
+//! The plugin runtime: one wasmtime `Engine`, one `Linker`, pre-instantiated modules, and a
+//! fresh `Store` under hard limits for every evaluation.
+//!
+//! It knows nothing of HTTP or storage: it takes bytes and inputs, and returns modules and
+//! decisions. Every failure of a guest — a trap, a limit, a malformed answer — becomes a denial
+//! with a reason (fail closed); nothing a guest does can crash the host.
+
+mod ingest;
+mod limits;
+mod sandbox;
+pub mod types;
+mod v0_1;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+pub use ingest::{FEATURES, IngestError, Surface, WASI_ALLOWED, World, digest};
+pub use limits::RuntimeConfig;
+use sandbox::Sandbox;
+pub use types::*;
+
+/// A module that passed ingest: compiled, linked and ready to instantiate.
+pub struct Module {
+    /// Hex SHA-256 of the component bytes.
+    pub digest: String,
+    pub world: World,
+    /// Size of the component in bytes.
+    pub size: usize,
+    /// The component's top-level imports.
+    pub imports: Vec<String>,
+    /// The component's top-level exports.
+    pub exports: Vec<String>,
+    /// Memories and tables it needs at instantiation, when known statically.
+    pub memories: Option<u32>,
+    /// Whether the compiled artifact came from the cache.
+    pub from_cache: bool,
+    /// How long compiling (or loading the cached artifact) took.
+    pub load_time: Duration,
+    pre: Pre,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("digest", &self.digest)
+            .field("world", &self.world)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Pre {
+    Policy(v0_1::policy::PolicyPre<Sandbox>),
+    Claims(v0_1::claims::ClaimsPre<Sandbox>),
+}
+
+/// The plugin runtime. Cheap to clone; all clones share one engine.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    config: RuntimeConfig,
+    /// Identifies the engine's compiled-code format, so cached artifacts of another build or
+    /// configuration are never loaded.
+    compat: String,
+    modules: Mutex<HashMap<String, Arc<Module>>>,
+    compiles: AtomicUsize,
+    evaluations: Arc<tokio::sync::Semaphore>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Build the engine, the linker and the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let engine = Engine::new(&engine_config(&config))?;
+        let mut linker = Linker::<Sandbox>::new(&engine);
+        // The full WASI 0.2 linker; ingest refuses any import outside `WASI_ALLOWED` before a
+        // component gets here, and the context behind it grants nothing.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        v0_1::policy::Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let compat = format!("{:016x}", hasher.finish());
+
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = stop_ticker.clone();
+            let tick = config.epoch_tick;
+            std::thread::Builder::new()
+                .name("uma-epoch-ticker".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        engine.increment_epoch();
+                    }
+                })?;
+        }
+
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                evaluations: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_concurrent_evaluations as usize,
+                )),
+                engine,
+                linker,
+                compat,
+                config,
+                modules: Mutex::new(HashMap::new()),
+                compiles: AtomicUsize::new(0),
+                stop_ticker,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// The one ingest path (security-lessons S1): validate, check the surface, compile (or load
+    /// our own cached artifact), link. Blocking: call it off the async reactor.
+    pub fn ingest(&self, bytes: &[u8]) -> Result<Arc<Module>, IngestError> {
+        let inner = &self.inner;
+        let surface = ingest::inspect(bytes, inner.config.max_module_bytes)?;
+        let digest = digest(bytes);
+        if let Some(m) = inner.modules.lock().unwrap().get(&digest) {
+            return Ok(m.clone());
+        }
+
+        let started = Instant::now();
+        let (component, from_cache) = self.compile(bytes, &digest)?;
+        let load_time = started.elapsed();
+
+        let resources = component.resources_required();
+        if let Some(r) = &resources {
+            if let Some(initial) = r.max_initial_memory_size {
+                let bytes = initial.saturating_mul(65_536);
+                if bytes > inner.config.max_memory_bytes as u64 {
+                    return Err(IngestError::Resources(format!(
+                        "its initial linear memory is {bytes} bytes, the limit is {}",
+                        inner.config.max_memory_bytes
+                    )));
+                }
+            }
+            if let Some(elements) = r.max_initial_table_size {
+                if elements > inner.config.max_table_elements as u64 {
+                    return Err(IngestError::Resources(format!(
+                        "its initial table has {elements} elements, the limit is {}",
+                        inner.config.max_table_elements
+                    )));
+                }
+            }
+        }
+
+        let instance_pre = inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| IngestError::Link(format!("{e:#}")))?;
+        let pre = match surface.world {
+            World::Policy => Pre::Policy(
+                v0_1::policy::PolicyPre::new(instance_pre)
+                    .map_err(|e| IngestError::Link(format!("{e:#}")))?,
+            ),
+            World::Claims => Pre::Claims(
+                v0_1::claims::ClaimsPre::new(instance_pre)
+                    .map_err(|e| IngestError::Link(format!("{e:#}")))?,
+            ),
+        };
+        let module = Arc::new(Module {
+            digest: digest.clone(),
+            world: surface.world,
+            size: bytes.len(),
+            imports: surface.imports,
+            exports: surface.exports,
+            memories: resources.map(|r| r.num_memories),
+            from_cache,
+            load_time,
+            pre,
+        });
+        inner.modules.lock().unwrap().insert(digest, module.clone());
+        Ok(module)
+    }
+
+    fn artifact_path(&self, digest: &str) -> Option<PathBuf> {
+        let dir = self.inner.config.cache_dir.as_ref()?;
+        Some(dir.join(format!("{digest}-{}.cwasm", self.inner.compat)))
+    }
+
+    /// Compile `bytes`, or load the artifact this server compiled from the same bytes before.
+    fn compile(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool), IngestError> {
+        let inner = &self.inner;
+        let path = self.artifact_path(digest);
+        if let Some(path) = path.as_ref().filter(|p| p.exists()) {
+            // SAFETY: the file is named by the digest of bytes that passed validation and by
+            // this engine's compatibility hash, and only this server writes into the cache
+            // directory (atomically, below): it is our own artifact (security-lessons S5).
+            match unsafe { Component::deserialize_file(&inner.engine, path) } {
+                Ok(component) => return Ok((component, true)),
+                Err(e) => {
+                    tracing::warn!(%digest, error = %e, "discarding unreadable compiled artifact");
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+
+        if inner.compiles.fetch_add(1, Ordering::SeqCst) >= inner.config.max_concurrent_compiles {
+            inner.compiles.fetch_sub(1, Ordering::SeqCst);
+            return Err(IngestError::Busy);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let engine = inner.engine.clone();
+        let owned = bytes.to_vec();
+        let runtime = self.inner.clone();
+        // Cranelift cannot be interrupted: the compile runs on its own thread and the caller
+        // stops waiting at the timeout. The slot stays taken until the thread ends, which
+        // bounds how much CPU abandoned compilations hold.
+        let spawned = std::thread::Builder::new()
+            .name("uma-compile".into())
+            .spawn(move || {
+                let result = engine.precompile_component(&owned);
+                runtime.compiles.fetch_sub(1, Ordering::SeqCst);
+                let _ = tx.send(result);
+            });
+        if let Err(e) = spawned {
+            inner.compiles.fetch_sub(1, Ordering::SeqCst);
+            return Err(IngestError::Compile(e.to_string()));
+        }
+        let artifact = match rx.recv_timeout(inner.config.compile_timeout) {
+            Ok(Ok(artifact)) => artifact,
+            Ok(Err(e)) => return Err(IngestError::Compile(format!("{e:#}"))),
+            Err(_) => {
+                return Err(IngestError::CompileTimeout(
+                    inner.config.compile_timeout.as_millis(),
+                ));
+            }
+        };
+        // SAFETY: `artifact` was produced just now by `precompile_component` of this engine.
+        let component = unsafe { Component::deserialize(&inner.engine, &artifact) }
+            .map_err(|e| IngestError::Compile(format!("{e:#}")))?;
+        if let Some(path) = path {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            let written =
+                std::fs::write(&tmp, &artifact).and_then(|_| std::fs::rename(&tmp, &path));
+            if let Err(e) = written {
+                tracing::warn!(%digest, error = %e, "could not cache compiled artifact");
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        Ok((component, false))
+    }
+
+    /// Evaluate a policy for one permission. Blocking; see [`Runtime::evaluate_policy`] for the
+    /// async entry point. Always returns a decision: failures deny.
+    pub fn evaluate_policy_blocking(&self, module: &Module, input: &PolicyInput) -> PolicyOutcome {
+        let Pre::Policy(pre) = &module.pre else {
+            return failed(
+                Failure::Instantiation {
+                    message: "the module is a claims plugin, not a policy".into(),
+                },
+                Usage::default(),
+            );
+        };
+        let max_output = self.inner.config.max_output_bytes;
+        let request = v0_1::request(input);
+        let (result, usage) = self.run(input.context.now_ms, |store| {
+            let instance = pre.instantiate(&mut *store)?;
+            let decision = instance
+                .uma_policy_evaluator()
+                .call_evaluate(&mut *store, &request)?;
+            let bytes = v0_1::decision_len(&decision);
+            if bytes > max_output {
+                return Ok(Err(Failure::OutputTooLarge {
+                    bytes,
+                    limit_bytes: max_output,
+                }));
+            }
+            Ok(Ok(decision))
+        });
+        match result {
+            Ok(decision) => PolicyOutcome {
+                decision: v0_1::decision(decision, &input.permission.requested_scopes),
+                failure: None,
+                usage,
+            },
+            Err(failure) => failed(failure, usage),
+        }
+    }
+
+    /// Evaluate a policy on the bounded evaluation pool, off the async reactor.
+    pub async fn evaluate_policy(&self, module: Arc<Module>, input: PolicyInput) -> PolicyOutcome {
+        let permit = self.inner.evaluations.clone().acquire_owned().await;
+        let runtime = self.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            runtime.evaluate_policy_blocking(&module, &input)
+        })
+        .await;
+        outcome.unwrap_or_else(|e| {
+            failed(
+                Failure::Trap {
+                    message: format!("evaluation task failed: {e}"),
+                },
+                Usage::default(),
+            )
+        })
+    }
+
+    /// Run a module's `validate-config` export. `Ok(Err(msg))` is the module's own rejection,
+    /// shown to the owner as is; `Err(failure)` means the module failed to answer.
+    pub fn validate_config(
+        &self,
+        module: &Module,
+        config: &str,
+        now_ms: u64,
+    ) -> Result<Result<(), String>, Failure> {
+        let max_output = self.inner.config.max_output_bytes;
+        let (result, _usage) = self.run(now_ms, |store| {
+            let answer = match &module.pre {
+                Pre::Policy(pre) => pre
+                    .instantiate(&mut *store)?
+                    .uma_policy_evaluator()
+                    .call_validate_config(&mut *store, config)?,
+                Pre::Claims(pre) => pre
+                    .instantiate(&mut *store)?
+                    .uma_policy_gatherer()
+                    .call_validate_config(&mut *store, config)?,
+            };
+            if let Err(msg) = &answer {
+                if msg.len() > max_output {
+                    return Ok(Err(Failure::OutputTooLarge {
+                        bytes: msg.len(),
+                        limit_bytes: max_output,
+                    }));
+                }
+            }
+            Ok(Ok(answer))
+        });
+        result
+    }
+
+    /// Call a claims plugin. Blocking.
+    pub fn call_claims_blocking(
+        &self,
+        module: &Module,
+        call: &ClaimsCall,
+        now_ms: u64,
+    ) -> (Result<ClaimsAnswer, Failure>, Usage) {
+        let Pre::Claims(pre) = &module.pre else {
+            return (
+                Err(Failure::Instantiation {
+                    message: "the module is a policy, not a claims plugin".into(),
+                }),
+                Usage::default(),
+            );
+        };
+        let max_output = self.inner.config.max_output_bytes;
+        let too_large = |bytes: usize| {
+            (bytes > max_output).then_some(Failure::OutputTooLarge {
+                bytes,
+                limit_bytes: max_output,
+            })
+        };
+        self.run(now_ms, |store| {
+            let instance = pre.instantiate(&mut *store)?;
+            let g = instance.uma_policy_gatherer();
+            let answer = match call {
+                ClaimsCall::TokenFormats => {
+                    let formats = g.call_token_formats(&mut *store)?;
+                    if let Some(f) = too_large(formats.iter().map(|f| f.len()).sum()) {
+                        return Ok(Err(f));
+                    }
+                    ClaimsAnswer::TokenFormats(formats)
+                }
+                ClaimsCall::VerifyToken {
+                    format,
+                    token,
+                    config,
+                    context,
+                } => {
+                    let ctx = v0_1::server_context(context);
+                    let verified = g.call_verify_token(&mut *store, format, token, config, &ctx)?;
+                    let size = match &verified {
+                        Ok(claims) => v0_1::gathered_len(claims),
+                        Err(e) => e.len(),
+                    };
+                    if let Some(f) = too_large(size) {
+                        return Ok(Err(f));
+                    }
+                    match verified {
+                        Ok(claims) => match v0_1::gathered_claims(claims) {
+                            Ok(claims) => ClaimsAnswer::Verified(Ok(claims)),
+                            Err(message) => return Ok(Err(Failure::InvalidOutput { message })),
+                        },
+                        Err(e) => ClaimsAnswer::Verified(Err(e)),
+                    }
+                }
+                ClaimsCall::Start(interaction) => {
+                    let step = g.call_start(&mut *store, &v0_1::interaction(interaction))?;
+                    if let Some(f) = too_large(v0_1::step_len(&step)) {
+                        return Ok(Err(f));
+                    }
+                    match v0_1::step(step) {
+                        Ok(step) => ClaimsAnswer::Step(step),
+                        Err(message) => return Ok(Err(Failure::InvalidOutput { message })),
+                    }
+                }
+                ClaimsCall::Submit {
+                    interaction,
+                    state,
+                    answers,
+                } => {
+                    let step = g.call_submit(
+                        &mut *store,
+                        &v0_1::interaction(interaction),
+                        state,
+                        &v0_1::answers(answers),
+                    )?;
+                    if let Some(f) = too_large(v0_1::step_len(&step)) {
+                        return Ok(Err(f));
+                    }
+                    match v0_1::step(step) {
+                        Ok(step) => ClaimsAnswer::Step(step),
+                        Err(message) => return Ok(Err(Failure::InvalidOutput { message })),
+                    }
+                }
+            };
+            Ok(Ok(answer))
+        })
+    }
+
+    /// For benchmarks only: evaluate repeatedly on one instance, to measure the call alone.
+    /// The server never does this (security-lessons S6).
+    #[doc(hidden)]
+    pub fn bench_reused_instance(
+        &self,
+        module: &Module,
+        input: &PolicyInput,
+        f: impl FnOnce(&mut dyn FnMut()),
+    ) {
+        let Pre::Policy(pre) = &module.pre else {
+            panic!("not a policy module")
+        };
+        let mut store = Store::new(
+            &self.inner.engine,
+            Sandbox::new(&self.inner.config, input.context.now_ms),
+        );
+        store.limiter(|s| s.limiter());
+        store.set_fuel(u64::MAX).unwrap();
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = pre.instantiate(&mut store).unwrap();
+        let request = v0_1::request(input);
+        f(&mut || {
+            instance
+                .uma_policy_evaluator()
+                .call_evaluate(&mut store, &request)
+                .unwrap();
+        });
+    }
+
+    /// Run `f` in a fresh store under every limit, and turn whatever goes wrong into a
+    /// [`Failure`].
+    fn run<R>(
+        &self,
+        now_ms: u64,
+        f: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<Result<R, Failure>>,
+    ) -> (Result<R, Failure>, Usage) {
+        let config = &self.inner.config;
+        let mut store = Store::new(&self.inner.engine, Sandbox::new(config, now_ms));
+        store.limiter(|s| s.limiter());
+        // Fuel is set before instantiation so start functions are metered too.
+        let _ = store.set_fuel(config.fuel);
+        let ticks = config
+            .deadline
+            .as_nanos()
+            .div_ceil(config.epoch_tick.as_nanos().max(1)) as u64;
+        store.set_epoch_deadline(ticks.max(1) + 1);
+        store.epoch_deadline_trap();
+        store.set_hostcall_fuel(config.max_hostcall_bytes);
+
+        let started = Instant::now();
+        let result = f(&mut store);
+        let elapsed = started.elapsed();
+        let fuel_used = config.fuel - store.get_fuel().unwrap_or(0);
+
+        let data = store.data_mut();
+        data.collect_output();
+        let result = match result {
+            Ok(inner) => inner,
+            Err(error) => Err(classify(&error, data, config)),
+        };
+        let data = store.into_data();
+        let usage = Usage {
+            fuel_used,
+            elapsed,
+            memory_bytes: data.limits().peak_memory,
+            logs_dropped: data.logs_dropped,
+            logs: data.logs,
+        };
+        (result, usage)
+    }
+}
+
+fn failed(failure: Failure, usage: Usage) -> PolicyOutcome {
+    PolicyOutcome {
+        decision: Decision::Deny {
+            reason: failure.to_string(),
+        },
+        failure: Some(failure),
+        usage,
+    }
+}
+
+/// Name what stopped a guest.
+fn classify(error: &wasmtime::Error, sandbox: &Sandbox, config: &RuntimeConfig) -> Failure {
+    if let Some(hit) = &sandbox.limits().hit {
+        return hit.clone();
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Failure::OutOfFuel { fuel: config.fuel },
+        Some(Trap::Interrupt) => Failure::Deadline {
+            millis: config.deadline.as_millis() as u64,
+        },
+        Some(Trap::StackOverflow) => Failure::StackOverflow,
+        Some(trap) => {
+            // A Rust guest's panic message goes to stderr just before the trap: it is the most
+            // useful thing to tell the owner.
+            let stderr: Vec<&str> = sandbox
+                .logs
+                .iter()
+                .filter(|l| l.level == "stderr")
+                .map(|l| l.message.as_str())
+                .collect();
+            let panic = stderr
+                .iter()
+                .rposition(|l| l.contains("panicked at"))
+                .map(|i| format!(" ({})", stderr[i..].join(" ")));
+            Failure::Trap {
+                message: format!("{trap}{}", panic.unwrap_or_default()),
+            }
+        }
+        None => {
+            let message = format!("{error:#}");
+            if message.contains("hostcall fuel")
+                || message.contains("fuel") && message.contains("host")
+            {
+                Failure::OutputTooLarge {
+                    bytes: config.max_hostcall_bytes + 1,
+                    limit_bytes: config.max_hostcall_bytes,
+                }
+            } else {
+                Failure::Trap { message }
+            }
+        }
+    }
+}
+
+/// The engine configuration: Cranelift, the features of [`FEATURES`], fuel and epochs, and the
+/// pooling allocator sized for `max_concurrent_evaluations`.
+fn engine_config(config: &RuntimeConfig) -> wasmtime::Config {
+    let mut c = wasmtime::Config::new();
+    c.strategy(wasmtime::Strategy::Cranelift);
+    c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    c.wasm_component_model(true);
+    c.wasm_relaxed_simd(false);
+    c.wasm_memory64(false);
+    c.wasm_multi_memory(true);
+    c.wasm_tail_call(true);
+    c.wasm_simd(true);
+    c.wasm_bulk_memory(true);
+    c.consume_fuel(true);
+    c.epoch_interruption(true);
+    c.max_wasm_stack(config.max_wasm_stack);
+
+    let n = config.max_concurrent_evaluations.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(n);
+    // A component built by wit-component holds a few core instances (the main module, a
+    // shim for lowered imports, its fixups) and usually one memory; interpreters bring more.
+    pool.total_core_instances(n * 8);
+    pool.max_core_instances_per_component(16);
+    pool.total_memories(n * 4);
+    pool.max_memories_per_component(4);
+    pool.total_tables(n * 8);
+    pool.max_tables_per_component(8);
+    pool.max_memory_size(config.max_memory_bytes);
+    pool.table_elements(config.max_table_elements);
+    c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    c
+}

@@ -1,0 +1,616 @@
+//! The plugin runtime against the built-in plugins and every adversarial fixture: each hostile
+//! guest fails closed with a precise reason, and a well-behaved plugin still works right after.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::json;
+use uma_host::plugins::{self, fixtures};
+use uma_host::runtime::*;
+
+const NOW_MS: u64 = 1_767_268_800_000; // 2026-01-01T12:00:00Z, a Thursday
+
+fn runtime() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(|| Runtime::new(RuntimeConfig::default()).expect("runtime"))
+}
+
+fn builtin(name: &str) -> Arc<Module> {
+    runtime()
+        .ingest(plugins::builtin(name).expect("builtin").bytes)
+        .expect("built-in plugins pass ingest")
+}
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(path).expect("fixture built by host/build.rs")
+}
+
+fn claim(name: &str, value: serde_json::Value, provenance: Provenance) -> Claim {
+    Claim {
+        name: name.into(),
+        value,
+        provenance,
+    }
+}
+
+fn verified(issuer: &str) -> Provenance {
+    Provenance::VerifiedToken {
+        issuer: issuer.into(),
+        format: "http://openid.net/specs/openid-connect-core-1_0.html#IDToken".into(),
+    }
+}
+
+fn input(config: serde_json::Value, claims: Vec<Claim>) -> PolicyInput {
+    PolicyInput {
+        permission: Permission {
+            resource_id: "lab-report-1".into(),
+            owner: "patient".into(),
+            resource_server: "lab-rs".into(),
+            resource_type: Some("https://lab.example/report".into()),
+            resource_name: Some("Blood test".into()),
+            registered_scopes: vec!["view".into(), "edit".into()],
+            requested_scopes: vec!["view".into(), "edit".into()],
+        },
+        context: ServerContext {
+            now_ms: NOW_MS,
+            client_id: "doctor-app".into(),
+            issuer: "https://as.example".into(),
+        },
+        claims,
+        config: config.to_string(),
+    }
+}
+
+fn evaluate(module: &Module, input: &PolicyInput) -> PolicyOutcome {
+    runtime().evaluate_policy_blocking(module, input)
+}
+
+fn permit(scopes: &[&str]) -> Decision {
+    Decision::Permit {
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// After any hostile guest, a good one must still work in the same process.
+fn assert_healthy() {
+    let m = builtin("allow-list");
+    let out = evaluate(
+        &m,
+        &input(
+            json!({"subjects": ["alice"]}),
+            vec![claim("sub", json!("alice"), Provenance::Server)],
+        ),
+    );
+    assert_eq!(out.decision, permit(&["view", "edit"]), "{out:?}");
+}
+
+#[test]
+fn builtins_all_pass_ingest_with_the_expected_world() {
+    for b in plugins::BUILTINS {
+        let m = runtime()
+            .ingest(b.bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", b.name));
+        let expected = if b.name == "terms-purpose" {
+            World::Claims
+        } else {
+            World::Policy
+        };
+        assert_eq!(m.world, expected, "{}", b.name);
+        assert_eq!(m.digest, digest(b.bytes));
+        assert!(
+            m.imports.iter().all(|i| !i.starts_with("wasi:sockets")),
+            "{:?}",
+            m.imports
+        );
+    }
+}
+
+#[test]
+fn allow_list_permits_listed_subjects_and_asks_for_identity() {
+    let m = builtin("allow-list");
+    let config = json!({"emails": ["doctor@clinic.example"], "scopes": ["view"]});
+    let ok = evaluate(
+        &m,
+        &input(
+            config.clone(),
+            vec![claim(
+                "email",
+                json!("doctor@clinic.example"),
+                verified("https://idp"),
+            )],
+        ),
+    );
+    assert_eq!(ok.decision, permit(&["view"]), "{ok:?}");
+    assert!(ok.usage.fuel_used > 0);
+
+    let stranger = evaluate(
+        &m,
+        &input(
+            config.clone(),
+            vec![claim(
+                "email",
+                json!("family@home.example"),
+                verified("https://idp"),
+            )],
+        ),
+    );
+    assert!(
+        matches!(stranger.decision, Decision::Deny { .. }),
+        "{stranger:?}"
+    );
+
+    // A claim pushed by the resource server is not verified: it does not identify anyone.
+    let pushed = evaluate(
+        &m,
+        &input(
+            config,
+            vec![claim(
+                "email",
+                json!("doctor@clinic.example"),
+                Provenance::ResourceServer,
+            )],
+        ),
+    );
+    match pushed.decision {
+        Decision::NeedInfo { required } => assert_eq!(required[0].name, "email"),
+        other => panic!("expected need-info, got {other:?}"),
+    }
+
+    let by_client = evaluate(&m, &input(json!({"client_ids": ["doctor-app"]}), vec![]));
+    assert_eq!(by_client.decision, permit(&["view", "edit"]));
+}
+
+#[test]
+fn claim_match_requires_the_configured_issuer() {
+    let m = builtin("claim-match");
+    let config = json!({"claim": "email", "domain": "clinic.example", "issuer": "https://idp"});
+    let good = evaluate(
+        &m,
+        &input(
+            config.clone(),
+            vec![claim(
+                "email",
+                json!("dr@clinic.example"),
+                verified("https://idp"),
+            )],
+        ),
+    );
+    assert_eq!(good.decision, permit(&["view", "edit"]));
+
+    // Same value from another issuer: ignored, so the claim is still required from the right one.
+    let other = evaluate(
+        &m,
+        &input(
+            config.clone(),
+            vec![claim(
+                "email",
+                json!("dr@clinic.example"),
+                verified("https://evil"),
+            )],
+        ),
+    );
+    match other.decision {
+        Decision::NeedInfo { required } => {
+            assert_eq!(required[0].issuers, vec!["https://idp".to_string()])
+        }
+        d => panic!("expected need-info, got {d:?}"),
+    }
+
+    let wrong = evaluate(
+        &m,
+        &input(
+            config,
+            vec![claim(
+                "email",
+                json!("dr@evil.example"),
+                verified("https://idp"),
+            )],
+        ),
+    );
+    assert!(matches!(wrong.decision, Decision::Deny { .. }));
+}
+
+#[test]
+fn time_window_uses_server_time_only() {
+    let m = builtin("time-window");
+    // NOW_MS is 12:00 UTC on a Thursday.
+    let open = evaluate(
+        &m,
+        &input(json!({"weekdays": ["thu"], "hours": [9, 17]}), vec![]),
+    );
+    assert_eq!(open.decision, permit(&["view", "edit"]));
+    let closed = evaluate(&m, &input(json!({"hours": [13, 17]}), vec![]));
+    assert!(matches!(closed.decision, Decision::Deny { .. }));
+    // A pushed claim named like the clock changes nothing (security-lessons S15).
+    let spoofed = evaluate(
+        &m,
+        &input(
+            json!({"hours": [13, 17]}),
+            vec![claim(
+                "now_ms",
+                json!(NOW_MS + 3_600_000),
+                Provenance::ResourceServer,
+            )],
+        ),
+    );
+    assert!(matches!(spoofed.decision, Decision::Deny { .. }));
+}
+
+#[test]
+fn owner_approval_defers_to_the_owner() {
+    let m = builtin("owner-approval");
+    let out = evaluate(&m, &input(json!({"message": "insurer asks"}), vec![]));
+    assert_eq!(
+        out.decision,
+        Decision::DeferToOwner {
+            message: "insurer asks".into()
+        }
+    );
+    let only_edit = evaluate(&m, &input(json!({"scopes": ["delete"]}), vec![]));
+    assert_eq!(only_edit.decision, permit(&["view", "edit"]));
+}
+
+#[test]
+fn permit_is_cut_to_the_requested_scopes() {
+    // allow-list grants `scopes` ∩ requested; a plugin cannot widen a grant.
+    let m = builtin("allow-list");
+    let mut i = input(
+        json!({"client_ids": ["doctor-app"], "scopes": ["view", "admin"]}),
+        vec![],
+    );
+    i.permission.requested_scopes = vec!["view".into()];
+    assert_eq!(evaluate(&m, &i).decision, permit(&["view"]));
+}
+
+#[test]
+fn validate_config_rejects_with_the_modules_own_message() {
+    let rt = runtime();
+    let m = builtin("claim-match");
+    let err = rt
+        .validate_config(
+            &m,
+            r#"{"claim": "email", "equals": "a", "domain": "b"}"#,
+            NOW_MS,
+        )
+        .expect("module answered");
+    assert_eq!(
+        err,
+        Err("give exactly one of `equals`, `one_of`, `domain`".to_string())
+    );
+    let parse = rt
+        .validate_config(&m, "{not json", NOW_MS)
+        .expect("module answered");
+    assert!(parse.unwrap_err().starts_with("invalid configuration"));
+    assert_eq!(
+        rt.validate_config(
+            &m,
+            r#"{"claim": "email", "domain": "clinic.example"}"#,
+            NOW_MS
+        ),
+        Ok(Ok(()))
+    );
+    let tw = builtin("time-window");
+    assert!(
+        rt.validate_config(&tw, r#"{"weekdays": ["funday"]}"#, NOW_MS)
+            .unwrap()
+            .unwrap_err()
+            .contains("funday")
+    );
+}
+
+#[test]
+fn claims_plugin_walks_two_steps() {
+    let rt = runtime();
+    let m = builtin("terms-purpose");
+    let interaction = InteractionInput {
+        context: ServerContext {
+            now_ms: NOW_MS,
+            client_id: "doctor-app".into(),
+            issuer: "https://as.example".into(),
+        },
+        required: vec![],
+        config: json!({"terms": "Treatment only.", "purposes": ["treatment", "research"]})
+            .to_string(),
+    };
+    let (first, _) = rt.call_claims_blocking(&m, &ClaimsCall::Start(interaction.clone()), NOW_MS);
+    let ClaimsAnswer::Step(Step::Ask { form }) = first.unwrap() else {
+        panic!("expected a form")
+    };
+    assert_eq!(form.prompt, "Treatment only.");
+    assert_eq!(form.fields[0].kind, FieldKind::Checkbox);
+
+    let submit = |state: &str, answers: &[(&str, &str)]| {
+        rt.call_claims_blocking(
+            &m,
+            &ClaimsCall::Submit {
+                interaction: interaction.clone(),
+                state: state.into(),
+                answers: answers
+                    .iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect(),
+            },
+            NOW_MS,
+        )
+        .0
+        .unwrap()
+    };
+    let ClaimsAnswer::Step(Step::Ask { form }) = submit(&form.state, &[("accept", "true")]) else {
+        panic!("expected the purpose form")
+    };
+    assert!(matches!(form.fields[0].kind, FieldKind::Choice { .. }));
+    let done = submit(&form.state, &[("purpose", "treatment")]);
+    assert_eq!(
+        done,
+        ClaimsAnswer::Step(Step::Done {
+            claims: vec![
+                GatheredClaim {
+                    name: "terms_accepted".into(),
+                    value: json!(true)
+                },
+                GatheredClaim {
+                    name: "purpose".into(),
+                    value: json!("treatment")
+                },
+            ]
+        })
+    );
+    assert!(matches!(
+        submit("terms", &[("accept", "false")]),
+        ClaimsAnswer::Step(Step::Fail { .. })
+    ));
+    // A policy module cannot be driven as a claims plugin, and vice versa.
+    let (wrong, _) =
+        rt.call_claims_blocking(&builtin("allow-list"), &ClaimsCall::TokenFormats, NOW_MS);
+    assert!(matches!(wrong, Err(Failure::Instantiation { .. })));
+}
+
+fn hostile(path: &str, config: serde_json::Value) -> PolicyOutcome {
+    let m = runtime()
+        .ingest(&fixture(path))
+        .expect("fixture passes ingest");
+    evaluate(&m, &input(config, vec![]))
+}
+
+fn assert_denied_by(out: &PolicyOutcome, check: impl Fn(&Failure) -> bool) {
+    let failure = out
+        .failure
+        .as_ref()
+        .unwrap_or_else(|| panic!("expected a failure: {out:?}"));
+    assert!(check(failure), "unexpected failure: {failure:?}");
+    match &out.decision {
+        Decision::Deny { reason } => assert_eq!(reason, &failure.to_string()),
+        d => panic!("a failure must deny, got {d:?}"),
+    }
+    assert_healthy();
+}
+
+#[test]
+fn infinite_loop_runs_out_of_fuel() {
+    let out = hostile(fixtures::FX_LOOP, json!({}));
+    assert_denied_by(&out, |f| matches!(f, Failure::OutOfFuel { .. }));
+    assert!(out.decision_reason().starts_with("out of fuel"));
+}
+
+#[test]
+fn infinite_loop_hits_the_deadline_when_fuel_is_plentiful() {
+    let rt = Runtime::new(RuntimeConfig {
+        fuel: u64::MAX / 2,
+        deadline: Duration::from_millis(50),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let m = rt.ingest(&fixture(fixtures::FX_LOOP)).unwrap();
+    let out = rt.evaluate_policy_blocking(&m, &input(json!({}), vec![]));
+    assert!(
+        matches!(out.failure, Some(Failure::Deadline { millis: 50 })),
+        "{out:?}"
+    );
+    assert!(
+        out.usage.elapsed >= Duration::from_millis(45),
+        "{:?}",
+        out.usage.elapsed
+    );
+    assert!(
+        out.usage.elapsed < Duration::from_secs(2),
+        "{:?}",
+        out.usage.elapsed
+    );
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_limit() {
+    let out = hostile(fixtures::FX_MEMORY_BOMB, json!({}));
+    assert_denied_by(
+        &out,
+        |f| matches!(f, Failure::MemoryLimit { limit_bytes } if *limit_bytes == 64 << 20),
+    );
+    assert!(out.usage.memory_bytes <= 64 << 20);
+}
+
+#[test]
+fn deep_recursion_overflows_the_stack() {
+    let out = hostile(fixtures::FX_RECURSION, json!({}));
+    assert_denied_by(&out, |f| matches!(f, Failure::StackOverflow));
+}
+
+#[test]
+fn panic_is_a_trap_with_the_panic_message() {
+    let out = hostile(fixtures::FX_TRAP, json!({}));
+    assert_denied_by(
+        &out,
+        |f| matches!(f, Failure::Trap { message } if message.contains("fixture panics on purpose for lab-report-1")),
+    );
+}
+
+#[test]
+fn huge_string_output_is_refused() {
+    let out = hostile(fixtures::FX_HUGE_OUTPUT, json!({"kind": "string"}));
+    assert_denied_by(&out, |f| matches!(f, Failure::OutputTooLarge { .. }));
+}
+
+#[test]
+fn huge_list_output_is_refused() {
+    let out = hostile(fixtures::FX_HUGE_OUTPUT, json!({"kind": "list"}));
+    assert_denied_by(&out, |f| {
+        matches!(
+            f,
+            Failure::OutputTooLarge { .. } | Failure::MemoryLimit { .. }
+        )
+    });
+}
+
+#[test]
+fn file_system_environment_and_arguments_are_empty() {
+    let out = hostile(fixtures::FX_READ_FILE, json!({}));
+    assert_eq!(
+        out.decision,
+        Decision::Deny {
+            reason: "no file, directory, environment or argument was reachable".into()
+        },
+        "{out:?}"
+    );
+    assert!(out.failure.is_none());
+    assert_healthy();
+}
+
+#[test]
+fn socket_import_is_refused_at_ingest_and_named() {
+    let err = runtime().ingest(&fixture(fixtures::FX_SOCKET)).unwrap_err();
+    match &err {
+        IngestError::ForbiddenImport(name) => assert!(name.starts_with("wasi:sockets/"), "{name}"),
+        e => panic!("expected a forbidden import, got {e}"),
+    }
+    assert!(err.to_string().contains("wasi:sockets/"));
+}
+
+#[test]
+fn unknown_interface_import_is_refused_and_named() {
+    let err = runtime()
+        .ingest(&fixture(fixtures::FX_BAD_IMPORT))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        IngestError::ForbiddenImport("evil:fixture/exfiltrate".into())
+    );
+    assert!(
+        err.to_string()
+            .starts_with("import `evil:fixture/exfiltrate` is not allowed")
+    );
+}
+
+#[test]
+fn wrong_world_is_refused_and_explained() {
+    let err = runtime()
+        .ingest(&fixture(fixtures::FX_WRONG_WORLD))
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, IngestError::WrongWorld { .. }), "{text}");
+    assert!(text.contains("wasi:cli/run"), "{text}");
+    assert!(text.contains("uma:policy/evaluator@0.1.0"), "{text}");
+}
+
+#[test]
+fn corrupt_and_truncated_uploads_are_refused() {
+    let rt = runtime();
+    assert!(matches!(
+        rt.ingest(b"GIF89a not wasm at all"),
+        Err(IngestError::NotAComponent(_))
+    ));
+    let good = plugins::builtin("allow-list").unwrap().bytes;
+    let truncated = &good[..good.len() / 2];
+    assert!(matches!(rt.ingest(truncated), Err(IngestError::Invalid(_))));
+    let mut flipped = good.to_vec();
+    let mid = flipped.len() / 3;
+    for b in &mut flipped[mid..mid + 64] {
+        *b = !*b;
+    }
+    let err = rt.ingest(&flipped).unwrap_err();
+    assert!(
+        matches!(err, IngestError::Invalid(_) | IngestError::Compile(_)),
+        "{err}"
+    );
+    assert_healthy();
+}
+
+#[test]
+fn oversized_upload_is_refused_before_parsing() {
+    let rt = Runtime::new(RuntimeConfig {
+        max_module_bytes: 1024,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let err = rt
+        .ingest(plugins::builtin("allow-list").unwrap().bytes)
+        .unwrap_err();
+    assert!(
+        matches!(err, IngestError::TooLarge { limit: 1024, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn compiled_artifacts_are_cached_by_digest_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..RuntimeConfig::default()
+    };
+    let bytes = plugins::builtin("time-window").unwrap().bytes;
+    let first = Runtime::new(config.clone()).unwrap().ingest(bytes).unwrap();
+    assert!(!first.from_cache);
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1);
+
+    // A new runtime is a restart: it loads the artifact instead of compiling.
+    let rt = Runtime::new(config).unwrap();
+    let again = rt.ingest(bytes).unwrap();
+    assert!(again.from_cache);
+    let out = rt.evaluate_policy_blocking(&again, &input(json!({"weekdays": ["thu"]}), vec![]));
+    assert_eq!(out.decision, permit(&["view", "edit"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_evaluation_runs_on_the_pool() {
+    let rt = runtime().clone();
+    let m = builtin("allow-list");
+    let mut handles = Vec::new();
+    for i in 0..32 {
+        let rt = rt.clone();
+        let m = m.clone();
+        handles.push(tokio::spawn(async move {
+            let sub = if i % 2 == 0 { "alice" } else { "mallory" };
+            let out = rt
+                .evaluate_policy(
+                    m,
+                    input(
+                        json!({"subjects": ["alice"]}),
+                        vec![claim("sub", json!(sub), Provenance::Server)],
+                    ),
+                )
+                .await;
+            (i, out.decision)
+        }));
+    }
+    for h in handles {
+        let (i, d) = h.await.unwrap();
+        if i % 2 == 0 {
+            assert_eq!(d, permit(&["view", "edit"]));
+        } else {
+            assert!(matches!(d, Decision::Deny { .. }));
+        }
+    }
+}
+
+trait Reason {
+    fn decision_reason(&self) -> &str;
+}
+
+impl Reason for PolicyOutcome {
+    fn decision_reason(&self) -> &str {
+        match &self.decision {
+            Decision::Deny { reason } => reason,
+            _ => "",
+        }
+    }
+}
