@@ -164,13 +164,13 @@ impl Runtime {
                     )));
                 }
             }
-            if let Some(elements) = r.max_initial_table_size {
-                if elements > inner.config.max_table_elements as u64 {
-                    return Err(IngestError::Resources(format!(
-                        "its initial table has {elements} elements, the limit is {}",
-                        inner.config.max_table_elements
-                    )));
-                }
+            if let Some(elements) = r.max_initial_table_size
+                && elements > inner.config.max_table_elements as u64
+            {
+                return Err(IngestError::Resources(format!(
+                    "its initial table has {elements} elements, the limit is {}",
+                    inner.config.max_table_elements
+                )));
             }
         }
 
@@ -347,13 +347,13 @@ impl Runtime {
                     .uma_policy_gatherer()
                     .call_validate_config(&mut *store, config)?,
             };
-            if let Err(msg) = &answer {
-                if msg.len() > max_output {
-                    return Ok(Err(Failure::OutputTooLarge {
-                        bytes: msg.len(),
-                        limit_bytes: max_output,
-                    }));
-                }
+            if let Err(msg) = &answer
+                && msg.len() > max_output
+            {
+                return Ok(Err(Failure::OutputTooLarge {
+                    bytes: msg.len(),
+                    limit_bytes: max_output,
+                }));
             }
             Ok(Ok(answer))
         });
@@ -606,6 +606,10 @@ fn engine_config(config: &RuntimeConfig) -> wasmtime::Config {
     pool.max_tables_per_component(8);
     pool.max_memory_size(config.max_memory_bytes);
     pool.table_elements(config.max_table_elements);
+    pool.linear_memory_keep_resident(config.keep_resident_bytes);
+    pool.table_keep_resident(config.keep_resident_bytes.min(64 << 10));
+    // Where the kernel supports it, reset only the pages a guest actually dirtied.
+    pool.pagemap_scan(wasmtime::Enabled::Auto);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     c
 }

@@ -67,11 +67,23 @@ impl Policy for AllowList {
                 return config.grant(request);
             }
         }
-        if !identified && !(config.subjects.is_empty() && config.emails.is_empty()) {
-            let name = if config.emails.is_empty() { "sub" } else { "email" };
+        let identity_listed = !config.subjects.is_empty() || !config.emails.is_empty();
+        if !identified && identity_listed {
+            let name = if config.emails.is_empty() {
+                "sub"
+            } else {
+                "email"
+            };
             return Decision::NeedInfo(vec![RequiredClaim {
                 name: name.to_string(),
-                friendly_name: Some(if name == "email" { "E-mail address" } else { "Subject" }.into()),
+                friendly_name: Some(
+                    if name == "email" {
+                        "E-mail address"
+                    } else {
+                        "Subject"
+                    }
+                    .into(),
+                ),
                 claim_type: None,
                 claim_token_formats: Vec::new(),
                 issuers: config.issuers.clone().unwrap_or_default(),
@@ -82,7 +94,9 @@ impl Policy for AllowList {
 
     fn validate(config: &Config) -> Result<(), String> {
         if config.subjects.is_empty() && config.emails.is_empty() && config.client_ids.is_empty() {
-            return Err("the allow-list is empty: give at least one of subjects, emails, client_ids".into());
+            return Err(
+                "the allow-list is empty: give at least one of subjects, emails, client_ids".into(),
+            );
         }
         if matches!(&config.issuers, Some(i) if i.is_empty()) {
             return Err("issuers, when given, must name at least one issuer".into());

@@ -32,7 +32,13 @@ struct Config {
     friendly_name: Option<String>,
 }
 
-const PROVENANCES: [&str; 5] = ["server", "verified-token", "interactive", "pct", "resource-server"];
+const PROVENANCES: [&str; 5] = [
+    "server",
+    "verified-token",
+    "interactive",
+    "pct",
+    "resource-server",
+];
 
 fn provenance_name(p: &Provenance) -> &'static str {
     match p {
@@ -86,7 +92,9 @@ impl Policy for ClaimMatch {
             seen = true;
             let value = claim.json();
             let hit = match &value {
-                Value::Array(items) if config.equals.is_none() => items.iter().any(|v| config.matches(v)),
+                Value::Array(items) if config.equals.is_none() => {
+                    items.iter().any(|v| config.matches(v))
+                }
                 v => config.matches(v),
             };
             if hit {
@@ -112,7 +120,11 @@ impl Policy for ClaimMatch {
         if config.claim.is_empty() {
             return Err("`claim` must name a claim".into());
         }
-        let ops = [config.equals.is_some(), config.one_of.is_some(), config.domain.is_some()];
+        let ops = [
+            config.equals.is_some(),
+            config.one_of.is_some(),
+            config.domain.is_some(),
+        ];
         if ops.iter().filter(|o| **o).count() != 1 {
             return Err("give exactly one of `equals`, `one_of`, `domain`".into());
         }
@@ -121,7 +133,10 @@ impl Policy for ClaimMatch {
         }
         if let Some(p) = &config.provenance {
             if let Some(bad) = p.iter().find(|p| !PROVENANCES.contains(&p.as_str())) {
-                return Err(format!("unknown provenance `{bad}`; use one of {}", PROVENANCES.join(", ")));
+                return Err(format!(
+                    "unknown provenance `{bad}`; use one of {}",
+                    PROVENANCES.join(", ")
+                ));
             }
             if config.issuer.is_some() {
                 return Err("`issuer` already requires a verified token: drop `provenance`".into());

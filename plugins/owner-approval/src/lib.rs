@@ -26,7 +26,11 @@ impl Policy for OwnerApproval {
     fn evaluate(request: &Request, config: &Config) -> Decision {
         let needs_approval = match &config.scopes {
             None => true,
-            Some(s) => request.permission.requested_scopes.iter().any(|r| s.contains(r)),
+            Some(s) => request
+                .permission
+                .requested_scopes
+                .iter()
+                .any(|r| s.contains(r)),
         };
         if needs_approval {
             let message = config.message.clone().unwrap_or_else(|| {
@@ -34,7 +38,11 @@ impl Policy for OwnerApproval {
                     "client {} asks for {} on {}",
                     request.context.client_id,
                     request.permission.requested_scopes.join(", "),
-                    request.permission.resource_name.as_deref().unwrap_or(&request.permission.resource_id)
+                    request
+                        .permission
+                        .resource_name
+                        .as_deref()
+                        .unwrap_or(&request.permission.resource_id)
                 )
             });
             Decision::DeferToOwner(message)

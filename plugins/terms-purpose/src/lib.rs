@@ -9,7 +9,7 @@
 
 use serde::Deserialize;
 use uma_policy_sdk::claims::{
-    answer, Answer, ClaimsPlugin, Field, FieldKind, Form, GatheredClaim, Interaction, Step,
+    Answer, ClaimsPlugin, Field, FieldKind, Form, GatheredClaim, Interaction, Step, answer,
 };
 
 #[derive(Deserialize)]
@@ -70,7 +70,9 @@ impl ClaimsPlugin for TermsPurpose {
         _config: String,
         _context: uma_policy_sdk::claims::ServerContext,
     ) -> Result<Vec<GatheredClaim>, String> {
-        Err(format!("this plugin verifies no claim tokens (got format `{format}`)"))
+        Err(format!(
+            "this plugin verifies no claim tokens (got format `{format}`)"
+        ))
     }
 
     fn start(interaction: Interaction) -> Step {
@@ -92,12 +94,18 @@ impl ClaimsPlugin for TermsPurpose {
             },
             "purpose" => {
                 let purpose = answer(&answers, "purpose").unwrap_or("").trim();
-                let allowed = config.purposes.as_ref().is_none_or(|p| p.iter().any(|x| x == purpose));
+                let allowed = config
+                    .purposes
+                    .as_ref()
+                    .is_none_or(|p| p.iter().any(|x| x == purpose));
                 if purpose.is_empty() || !allowed {
                     return purpose_form(&config);
                 }
                 Step::Done(vec![
-                    GatheredClaim { name: "terms_accepted".into(), value: "true".into() },
+                    GatheredClaim {
+                        name: "terms_accepted".into(),
+                        value: "true".into(),
+                    },
                     GatheredClaim::string("purpose", purpose),
                 ])
             }

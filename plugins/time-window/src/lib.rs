@@ -47,16 +47,22 @@ impl Policy for TimeWindow {
         let days = local.div_euclid(86_400);
         // 1970-01-01 was a Thursday (index 3 from Monday).
         let weekday = DAYS[((days + 3).rem_euclid(7)) as usize];
-        if let Some(allowed) = &config.weekdays {
-            if !allowed.iter().any(|d| d == weekday) {
-                return Decision::Deny(format!("access is not allowed on {weekday}"));
-            }
+        if let Some(allowed) = &config.weekdays
+            && !allowed.iter().any(|d| d == weekday)
+        {
+            return Decision::Deny(format!("access is not allowed on {weekday}"));
         }
         if let Some([start, end]) = config.hours {
             let hour = (local.rem_euclid(86_400) / 3600) as u32;
-            let inside = if start <= end { hour >= start && hour < end } else { hour >= start || hour < end };
+            let inside = if start <= end {
+                hour >= start && hour < end
+            } else {
+                hour >= start || hour < end
+            };
             if !inside {
-                return Decision::Deny(format!("access is allowed from {start}:00 to {end}:00 only"));
+                return Decision::Deny(format!(
+                    "access is allowed from {start}:00 to {end}:00 only"
+                ));
             }
         }
         match &config.scopes {
@@ -73,20 +79,22 @@ impl Policy for TimeWindow {
         {
             return Err("give at least one of not_before, not_after, weekdays, hours".into());
         }
-        if let (Some(a), Some(b)) = (config.not_before, config.not_after) {
-            if a > b {
-                return Err("not_before is after not_after".into());
-            }
+        if let (Some(a), Some(b)) = (config.not_before, config.not_after)
+            && a > b
+        {
+            return Err("not_before is after not_after".into());
         }
-        if let Some(days) = &config.weekdays {
-            if let Some(bad) = days.iter().find(|d| !DAYS.contains(&d.as_str())) {
-                return Err(format!("unknown weekday `{bad}`; use {}", DAYS.join(", ")));
-            }
+        if let Some(days) = &config.weekdays
+            && let Some(bad) = days.iter().find(|d| !DAYS.contains(&d.as_str()))
+        {
+            return Err(format!("unknown weekday `{bad}`; use {}", DAYS.join(", ")));
         }
-        if let Some([start, end]) = config.hours {
-            if start > 24 || end > 24 || start == end {
-                return Err("hours must be [start, end] with 0 <= start, end <= 24 and start != end".into());
-            }
+        if let Some([start, end]) = config.hours
+            && (start > 24 || end > 24 || start == end)
+        {
+            return Err(
+                "hours must be [start, end] with 0 <= start, end <= 24 and start != end".into(),
+            );
         }
         if config.utc_offset_minutes.abs() > 14 * 60 {
             return Err("utc_offset_minutes must be within +-840".into());
