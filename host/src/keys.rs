@@ -192,6 +192,8 @@ impl Keys {
             .ok_or("unknown signing key")?;
         let mut v = Validation::new(Algorithm::ES256);
         v.leeway = 0;
+        // RFC 7519 §4.1.4: not accepted "on or after" exp, i.e. expired when exp <= now.
+        v.reject_tokens_expiring_in_less_than = 1;
         v.validate_aud = false;
         v.set_issuer(&[issuer]);
         v.set_required_spec_claims(&["exp", "iat", "iss", "sub", "jti"]);
