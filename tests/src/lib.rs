@@ -97,6 +97,38 @@ impl TestServer {
         tweak: impl FnOnce(&mut Config),
     ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, data_dir, issuer_path, tweak).await
+    }
+
+    /// Stops the server and starts a new one on the same address and data directory (so the
+    /// issuer is the same string and tokens issued before stay valid).
+    pub async fn restart(self) -> TestServer {
+        let addr = self.addr;
+        let data_dir = self.data_dir.clone();
+        let issuer_path = self.issuer[format!("http://{addr}").len()..].to_owned();
+        let dir = self.stop().await;
+        let mut listener = None;
+        for _ in 0..100 {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+        let mut s =
+            Self::start_on(listener.expect("rebind"), &data_dir, &issuer_path, |_| {}).await;
+        s._dir = dir;
+        s
+    }
+
+    async fn start_on(
+        listener: tokio::net::TcpListener,
+        data_dir: &Path,
+        issuer_path: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let addr = listener.local_addr().unwrap();
         let issuer = format!("http://{addr}{issuer_path}");
         let mut config = Config::new(issuer.clone(), addr, data_dir);
