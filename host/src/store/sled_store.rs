@@ -82,7 +82,9 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<SledStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::internal(format_args!("creating {}: {e}", dir.display())))?;
-        let db = sled::Config::new().path(dir).open()?;
+        // Every acknowledged write is flushed explicitly, so no background flusher thread is needed
+        // (which also lets the same process reopen the directory right after closing it).
+        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
         let t = |n: &str| db.open_tree(n);
         Ok(SledStore {
             clients: t("clients")?,
@@ -340,5 +342,124 @@ impl Store for SledStore {
             self.flush().await?;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn scope(owner: &str, rs: &str) -> ResourceScope {
+        ResourceScope {
+            owner: Owner::User(owner.into()),
+            resource_server: rs.into(),
+        }
+    }
+
+    fn ticket(exp: u64) -> Ticket {
+        Ticket {
+            owner: Owner::User("alice".into()),
+            resource_server: "rs1".into(),
+            permissions: vec![Permission {
+                resource_id: "r1".into(),
+                resource_scopes: vec!["view".into()],
+            }],
+            iat: unix_now(),
+            exp,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn s19_ticket_is_single_use_under_concurrent_redemption() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        store
+            .put_ticket("t1", &ticket(unix_now() + 60))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move { s.take_ticket("t1").await.unwrap().is_some() })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+        // A rotated ticket is a new, independent single-use ticket.
+        store
+            .put_ticket("t2", &ticket(unix_now() + 60))
+            .await
+            .unwrap();
+        assert!(store.take_ticket("t1").await.unwrap().is_none());
+        let t2 = store.take_ticket("t2").await.unwrap().unwrap();
+        assert_eq!(t2.permissions[0].resource_id, "r1");
+    }
+
+    #[tokio::test]
+    async fn t_4_expired_tickets_are_never_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        store.put_ticket("old", &ticket(unix_now())).await.unwrap();
+        assert!(store.take_ticket("old").await.unwrap().is_none());
+        store
+            .put_ticket("old2", &ticket(unix_now() - 1))
+            .await
+            .unwrap();
+        assert_eq!(store.prune_expired(unix_now()).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn s10_resources_are_only_reachable_within_their_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let r = ResourceDescription {
+            resource_scopes: vec!["view".into()],
+            description: None,
+            icon_uri: None,
+            name: None,
+            resource_type: None,
+            localized: Default::default(),
+        };
+        let a = scope("alice", "rs1");
+        store.create_resource(&a, "id1", &r).await.unwrap();
+        for other in [
+            scope("bob", "rs1"),
+            scope("alice", "rs2"),
+            scope("alice", "rs1\0x"),
+        ] {
+            assert!(store.get_resource(&other, "id1").await.unwrap().is_none());
+            assert!(!store.replace_resource(&other, "id1", &r).await.unwrap());
+            assert!(!store.delete_resource(&other, "id1").await.unwrap());
+            assert!(store.list_resources(&other).await.unwrap().is_empty());
+        }
+        // A client owner with the same id as a user is a different owner.
+        let c = ResourceScope {
+            owner: Owner::Client("alice".into()),
+            resource_server: "rs1".into(),
+        };
+        assert!(store.get_resource(&c, "id1").await.unwrap().is_none());
+        assert!(store.get_resource(&a, "id1").await.unwrap().is_some());
+        assert_eq!(store.list_resources(&a).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn acknowledged_writes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store
+                .put_ticket("t", &ticket(unix_now() + 60))
+                .await
+                .unwrap();
+            let k1 = store.server_secret("k").await.unwrap();
+            assert_eq!(k1, store.server_secret("k").await.unwrap());
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert!(store.take_ticket("t").await.unwrap().is_some());
     }
 }
