@@ -20,7 +20,7 @@ fn free_port() -> u16 {
 }
 
 fn start(config: &Path, data: &Path, port: u16) -> Child {
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(config)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
@@ -39,6 +39,8 @@ fn start(config: &Path, data: &Path, port: u16) -> Child {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("uma-host did not come up");
 }
 
