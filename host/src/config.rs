@@ -83,6 +83,12 @@ pub struct Config {
     /// megabytes per request. Larger bodies are refused with 413 `invalid_request`.
     pub max_body_bytes: usize,
 
+    /// Longest time one request may take, body upload included, in seconds. Default: 30.
+    /// Bounds how long a slow or stalled client can hold a connection and a task; requests that
+    /// exceed it get 408 `invalid_request`. Token and Protection API calls take milliseconds, so
+    /// only pathological clients notice.
+    pub request_timeout_secs: u64,
+
     /// Credential of the admin API (`Authorization: Bearer <admin_token>`), used by
     /// `uma-host admin …`. Default: none, which disables the admin API entirely (clients and
     /// users then come only from this file). At least 16 characters; prefer setting it through
@@ -145,6 +151,7 @@ impl Default for Config {
             auth_code_lifetime_secs: 60,
             login_lifetime_secs: 600,
             max_body_bytes: 64 * 1024,
+            request_timeout_secs: 30,
             admin_token: None,
             allow_insecure_http: false,
             clients: Vec::new(),
@@ -248,6 +255,7 @@ impl Config {
             auth_code_lifetime_secs => "AUTH_CODE_LIFETIME_SECS",
             login_lifetime_secs => "LOGIN_LIFETIME_SECS",
             max_body_bytes => "MAX_BODY_BYTES",
+            request_timeout_secs => "REQUEST_TIMEOUT_SECS",
             allow_insecure_http => "ALLOW_INSECURE_HTTP",
         }
         if let Some(v) = get("ADMIN_TOKEN") {
@@ -296,6 +304,7 @@ impl Config {
             ("ticket_lifetime_secs", self.ticket_lifetime_secs),
             ("auth_code_lifetime_secs", self.auth_code_lifetime_secs),
             ("login_lifetime_secs", self.login_lifetime_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
         ] {
             if v == 0 {
                 bail!("{name} must be at least 1");

@@ -225,3 +225,28 @@ async fn odd_paths_and_headers_never_give_500() {
         assert!(r.status().is_client_error(), "{h:?}: {}", r.status());
     }
 }
+
+#[tokio::test]
+async fn stalled_body_upload_is_cut_off_with_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| c.request_timeout_secs = 1).await;
+    let pat = s.client_token(RS1, None).await;
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "POST /resource_set HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {pat}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{",
+        s.addr
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut resp = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tcp.read_to_end(&mut resp),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&resp);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("invalid_request"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

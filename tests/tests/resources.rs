@@ -343,3 +343,40 @@ async fn rr_list_supports_paging_and_filters() {
         (400, Some("invalid_request"))
     );
 }
+
+#[tokio::test]
+async fn rr_trailing_slash_answers_without_redirect() {
+    let s = TestServer::start().await;
+    let pat = s.client_token(RS1, None).await;
+    let (st, v) = req(
+        &s,
+        Method::POST,
+        "/resource_set/",
+        &pat,
+        Some(json!({"resource_scopes": ["view"]})),
+    )
+    .await;
+    assert_eq!(st, 201);
+    let id = v["_id"].as_str().unwrap().to_owned();
+    let (st, v) = req(&s, Method::GET, "/resource_set/", &pat, None).await;
+    assert_eq!(st, 200);
+    assert_eq!(v, json!([id]));
+    let (st, v) = req(&s, Method::GET, &format!("/resource_set/{id}/"), &pat, None).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["_id"], id.as_str());
+    let (st, _) = status_json(
+        s.permission(&pat, json!({"resource_id": id, "resource_scopes": []}))
+            .await,
+    )
+    .await;
+    assert_eq!(st, 201);
+    let r = s
+        .http
+        .post(s.url("/permission/"))
+        .bearer_auth(&pat)
+        .json(&json!({"resource_id": id, "resource_scopes": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}

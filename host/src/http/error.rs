@@ -153,7 +153,7 @@ pub async fn protocol_errors(
     let (code, status) = match status {
         StatusCode::METHOD_NOT_ALLOWED => ("unsupported_method_type", status),
         StatusCode::NOT_FOUND => ("not_found", status),
-        StatusCode::PAYLOAD_TOO_LARGE => ("invalid_request", status),
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT => ("invalid_request", status),
         s if s.is_server_error() => ("server_error", s),
         // 415, 422 and other extractor rejections are malformed requests.
         _ => ("invalid_request", StatusCode::BAD_REQUEST),

@@ -12,9 +12,14 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Request;
 use axum::routing::{get, post};
+use std::time::Duration;
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
-use tower_http::trace::TraceLayer;
+
+use axum::http::StatusCode;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::config::Config;
 use crate::keys::Keys;
@@ -96,9 +101,18 @@ pub fn router(state: AppState) -> Router {
             )
             .fallback(h::not_found)
     };
-    app.layer(axum::middleware::from_fn(error::protocol_errors))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    app.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        timeout,
+    ))
+    .layer(axum::middleware::from_fn(error::protocol_errors))
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+            .on_response(DefaultOnResponse::new().level(Level::INFO)),
+    )
+    .with_state(state)
 }
 
 /// The router wrapped so that `/token/` is answered like `/token`, without a redirect.
