@@ -368,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn issuer_rules() {
+    fn s_20_d_20_issuer_is_https_or_loopback_without_query_or_fragment() {
         let mut c = Config::new(
             "https://as.example/realms/x/",
             "127.0.0.1:0".parse().unwrap(),

@@ -55,7 +55,7 @@ async fn d_7_get_works_and_other_methods_get_405_with_allow() {
 }
 
 #[tokio::test]
-async fn d_10_to_d_13_protection_api_endpoints_declared_as_absolute_urls() {
+async fn d_10_to_d_13_in_1_protection_api_endpoints_declared_as_absolute_urls() {
     let s = TestServer::start().await;
     let (_, v, _) = doc(&s).await;
     for f in [

@@ -5,7 +5,7 @@ use serde_json::json;
 use uma_integration_tests::*;
 
 #[tokio::test]
-async fn in_2_in_5_in_11_in_14_active_pat_introspected_with_a_pat() {
+async fn in_2_in_5_in_11_in_14_in_15_active_pat_introspected_with_a_pat() {
     let s = TestServer::start().await;
     let pat = s.client_token(RS1, None).await;
     let r = s
@@ -23,6 +23,7 @@ async fn in_2_in_5_in_11_in_14_active_pat_introspected_with_a_pat() {
             .unwrap()
             .starts_with("application/json")
     );
+    assert_eq!(r.headers()["cache-control"], "no-store");
     let (_, v) = status_json(r).await;
     assert_eq!(v["active"], true);
     for f in ["exp", "iat"] {

@@ -209,3 +209,20 @@ async fn s9_ids_in_a_body_never_override_the_callers_identity() {
     assert_eq!(st, 200);
     assert_untouched(&w).await;
 }
+
+#[tokio::test]
+async fn rr_33_a_pat_from_another_authorization_server_is_refused() {
+    let a = TestServer::start().await;
+    let b = TestServer::start().await;
+    // Same client id and secret on both servers, different signing keys and issuers.
+    let pat_from_a = a.client_token(RS1, None).await;
+    let r = b
+        .http
+        .get(b.url("/resource_set"))
+        .bearer_auth(&pat_from_a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(www_authenticate(&r).contains("invalid_token"));
+}

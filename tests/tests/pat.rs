@@ -200,3 +200,44 @@ async fn pat_2_deleted_resource_server_client_invalidates_its_pats() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn pat_10_errors_after_authentication_are_json_objects_with_error() {
+    let s = TestServer::start().await;
+    let pat = s.client_token(RS1, None).await;
+    let cases: Vec<(Method, &str, Option<serde_json::Value>)> = vec![
+        (Method::GET, "/resource_set/nope", None),
+        (
+            Method::PUT,
+            "/resource_set/nope",
+            Some(json!({"resource_scopes": []})),
+        ),
+        (Method::DELETE, "/resource_set/nope", None),
+        (
+            Method::POST,
+            "/resource_set",
+            Some(json!({"name": "no scopes"})),
+        ),
+        (Method::PATCH, "/resource_set/nope", None),
+        (
+            Method::POST,
+            "/permission",
+            Some(json!({"resource_id": "nope", "resource_scopes": []})),
+        ),
+        (Method::POST, "/permission", Some(json!([]))),
+        (Method::GET, "/resource_set?max=-1", None),
+    ];
+    for (m, p, b) in cases {
+        let r = call(&s, &m, p, &b, Some(&pat)).await;
+        assert!(r.status().is_client_error(), "{m} {p}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{m} {p}"
+        );
+        let (_, v) = status_json(r).await;
+        assert!(v["error"].is_string(), "{m} {p}: {v}");
+    }
+}

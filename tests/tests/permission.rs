@@ -85,7 +85,7 @@ async fn pe_1_get_is_405() {
 }
 
 #[tokio::test]
-async fn pe_11_unknown_deleted_or_one_of_three_unknown_is_invalid_resource_id() {
+async fn pe_10_pe_11_unknown_deleted_or_one_of_three_unknown_is_invalid_resource_id() {
     let s = TestServer::start().await;
     let (pat, album, photo) = setup(&s).await;
     let gone = s

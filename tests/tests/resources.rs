@@ -345,38 +345,82 @@ async fn rr_list_supports_paging_and_filters() {
 }
 
 #[tokio::test]
-async fn rr_trailing_slash_answers_without_redirect() {
+async fn rr_1_five_operations_at_the_advertised_url_with_and_without_slash() {
     let s = TestServer::start().await;
     let pat = s.client_token(RS1, None).await;
-    let (st, v) = req(
-        &s,
-        Method::POST,
-        "/resource_set/",
-        &pat,
-        Some(json!({"resource_scopes": ["view"]})),
+    let (_, doc) = status_json(
+        s.http
+            .get(s.url("/.well-known/uma2-configuration"))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
-    assert_eq!(st, 201);
-    let id = v["_id"].as_str().unwrap().to_owned();
-    let (st, v) = req(&s, Method::GET, "/resource_set/", &pat, None).await;
-    assert_eq!(st, 200);
-    assert_eq!(v, json!([id]));
-    let (st, v) = req(&s, Method::GET, &format!("/resource_set/{id}/"), &pat, None).await;
-    assert_eq!(st, 200);
-    assert_eq!(v["_id"], id.as_str());
-    let (st, _) = status_json(
-        s.permission(&pat, json!({"resource_id": id, "resource_scopes": []}))
-            .await,
-    )
-    .await;
-    assert_eq!(st, 201);
+    let rreg = doc["resource_registration_endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for base in [rreg.clone(), format!("{rreg}/")] {
+        let r = s
+            .http
+            .post(&base)
+            .bearer_auth(&pat)
+            .json(&json!({"resource_scopes": ["view"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{base}");
+        let id = r.json::<Value>().await.unwrap()["_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let list: Value = s
+            .http
+            .get(&base)
+            .bearer_auth(&pat)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(list.as_array().unwrap().contains(&json!(id)), "{base}");
+        let item = format!("{}/{id}", base.trim_end_matches('/'));
+        for u in [item.clone(), format!("{item}/")] {
+            let r = s.http.get(&u).bearer_auth(&pat).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{u}");
+            let r = s
+                .http
+                .put(&u)
+                .bearer_auth(&pat)
+                .json(&json!({"resource_scopes": ["edit"]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{u}");
+        }
+        let r = s
+            .http
+            .delete(format!("{item}/"))
+            .bearer_auth(&pat)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{item}");
+    }
+    let pe = doc["permission_endpoint"].as_str().unwrap().to_owned();
     let r = s
-        .http
-        .post(s.url("/permission/"))
-        .bearer_auth(&pat)
-        .json(&json!({"resource_id": id, "resource_scopes": []}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+        .create_resource(&pat, json!({"resource_scopes": []}))
+        .await;
+    for u in [pe.clone(), format!("{pe}/")] {
+        let resp = s
+            .http
+            .post(&u)
+            .bearer_auth(&pat)
+            .json(&json!({"resource_id": r, "resource_scopes": []}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{u}");
+    }
 }
