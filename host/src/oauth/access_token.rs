@@ -61,6 +61,31 @@ impl AccessTokenClaims {
         })
     }
 
+    /// Claims of an RPT: `sub` is the requesting party, `aud` the resource server, `owner` the
+    /// resource owner whose resources `permissions` name; no `scope` (Fed §5.1.1).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rpt(
+        state: &AppState,
+        requesting_party: &Owner,
+        client_id: &str,
+        owner: &Owner,
+        resource_server: &str,
+        permissions: Vec<Permission>,
+        lifetime: u64,
+    ) -> Result<AccessTokenClaims> {
+        let mut c = Self::new(
+            state,
+            requesting_party,
+            client_id,
+            resource_server,
+            &[],
+            lifetime,
+        )?;
+        c.owner = Some(owner.clone());
+        c.permissions = Some(permissions);
+        Ok(c)
+    }
+
     /// The principal named by `sub` / `sub_kind`.
     pub fn subject(&self) -> Option<Owner> {
         Owner::from_parts(&self.sub_kind, &self.sub)

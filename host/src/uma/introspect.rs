@@ -101,3 +101,128 @@ pub async fn introspect(state: &AppState, caller: &Caller, params: &FormParams) 
     }
     Ok(inactive())
 }
+
+#[cfg(test)]
+mod tests {
+    //! RPT introspection (IN-6 … IN-10, IN-20 for RPTs) at the domain level: the HTTP path is
+    //! covered by the integration tests, but RPTs only come from the UMA grant, so here they are
+    //! minted with the same claims constructor the grant uses.
+
+    use super::*;
+    use crate::config::{ClientConfig, Config, UserConfig};
+    use crate::oauth::UMA_PROTECTION;
+    use crate::store::Permission;
+
+    async fn state() -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::new(
+            "http://127.0.0.1:1",
+            "127.0.0.1:0".parse().unwrap(),
+            dir.path(),
+        );
+        c.clients = ["rs1", "rs2", "c1"]
+            .iter()
+            .map(|id| ClientConfig {
+                client_id: id.to_string(),
+                client_secret: Some(format!("{id}-secret-0123456789")),
+                redirect_uris: vec![],
+                claims_redirect_uris: vec![],
+                scopes: vec![],
+                grant_types: None,
+                name: None,
+            })
+            .collect();
+        c.users = ["alice", "bob"]
+            .iter()
+            .map(|u| UserConfig {
+                username: u.to_string(),
+                password: format!("{u}-password"),
+                claims: Default::default(),
+            })
+            .collect();
+        c.validate().unwrap();
+        let s = AppState::open(c).await.unwrap();
+        (dir, s)
+    }
+
+    async fn pat(s: &AppState, owner: &str, rs: &str) -> Caller {
+        let claims = AccessTokenClaims::new(
+            s,
+            &Owner::User(owner.into()),
+            rs,
+            &s.config.issuer,
+            &[UMA_PROTECTION.to_owned()],
+            60,
+        )
+        .unwrap();
+        let token = claims.sign(s).unwrap();
+        Caller::Pat(crate::uma::pat::authenticate(s, &token).await.unwrap())
+    }
+
+    fn rpt(s: &AppState, owner: &str, rs: &str) -> String {
+        AccessTokenClaims::rpt(
+            s,
+            &Owner::User("bob".into()),
+            "c1",
+            &Owner::User(owner.into()),
+            rs,
+            vec![Permission {
+                resource_id: "r1".into(),
+                resource_scopes: vec!["view".into()],
+            }],
+            60,
+        )
+        .unwrap()
+        .sign(s)
+        .unwrap()
+    }
+
+    fn form(token: &str) -> FormParams {
+        FormParams::parse(format!("token={token}").as_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn in_6_to_in_9_active_rpt_has_permissions_and_no_scope() {
+        let (_d, s) = state().await;
+        let token = rpt(&s, "alice", "rs1");
+        let caller = pat(&s, "alice", "rs1").await;
+        let v = introspect(&s, &caller, &form(&token)).await.unwrap();
+        assert_eq!(v["active"], true);
+        assert!(v.get("scope").is_none());
+        assert_eq!(
+            v["permissions"],
+            json!([{"resource_id": "r1", "resource_scopes": ["view"]}])
+        );
+        assert!(v["exp"].is_u64() && v["iat"].is_u64());
+        assert_eq!(v["aud"], "rs1");
+        // The resource server's own client credentials see it too.
+        let rs1 = s.store.get_client("rs1").await.unwrap().unwrap();
+        let v = introspect(&s, &Caller::Client(rs1), &form(&token))
+            .await
+            .unwrap();
+        assert_eq!(v["active"], true);
+    }
+
+    #[tokio::test]
+    async fn in_20_rpt_is_inactive_for_other_owners_and_resource_servers() {
+        let (_d, s) = state().await;
+        let token = rpt(&s, "alice", "rs1");
+        for caller in [pat(&s, "bob", "rs1").await, pat(&s, "alice", "rs2").await] {
+            let v = introspect(&s, &caller, &form(&token)).await.unwrap();
+            assert_eq!(v, json!({"active": false}));
+        }
+        let rs2 = s.store.get_client("rs2").await.unwrap().unwrap();
+        let v = introspect(&s, &Caller::Client(rs2), &form(&token))
+            .await
+            .unwrap();
+        assert_eq!(v, json!({"active": false}));
+    }
+
+    #[tokio::test]
+    async fn s_6_an_rpt_is_never_a_pat() {
+        let (_d, s) = state().await;
+        let token = rpt(&s, "alice", "rs1");
+        let err = crate::uma::pat::authenticate(&s, &token).await.unwrap_err();
+        assert!(matches!(err, crate::error::Error::InsufficientScope(_)));
+    }
+}
