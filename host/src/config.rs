@@ -95,6 +95,12 @@ pub struct Config {
     /// `UMA_HOST_ADMIN_TOKEN` rather than in a file kept in version control.
     pub admin_token: Option<String>,
 
+    /// Let anyone register clients at the RFC 7591 registration endpoint. Default: false, in
+    /// which case registration needs the admin credential as initial access token (and the
+    /// endpoint exists only when [`Config::admin_token`] is set). Open registration lets
+    /// strangers create clients that pre-register arbitrary scopes for the UMA grant.
+    pub open_registration: bool,
+
     /// Accept a plain-`http` issuer on a non-loopback host. Default: false. Only for development
     /// setups where TLS is terminated elsewhere on a trusted network; tokens would otherwise
     /// travel in clear (S-20).
@@ -153,6 +159,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             request_timeout_secs: 30,
             admin_token: None,
+            open_registration: false,
             allow_insecure_http: false,
             clients: Vec::new(),
             users: Vec::new(),
@@ -257,6 +264,7 @@ impl Config {
             max_body_bytes => "MAX_BODY_BYTES",
             request_timeout_secs => "REQUEST_TIMEOUT_SECS",
             allow_insecure_http => "ALLOW_INSECURE_HTTP",
+            open_registration => "OPEN_REGISTRATION",
         }
         if let Some(v) = get("ADMIN_TOKEN") {
             self.admin_token = Some(v);
@@ -335,6 +343,11 @@ impl Config {
     /// Absolute URL of an endpoint (`path` starts with `/`).
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
+    }
+
+    /// Whether the RFC 7591 registration endpoint is served (and advertised).
+    pub fn registration_enabled(&self) -> bool {
+        self.open_registration || self.admin_token.is_some()
     }
 
     /// The longest lifetime of any token signed with our keys: a retired signing key stays

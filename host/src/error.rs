@@ -45,6 +45,13 @@ pub enum Error {
     /// RFC 6750 §3.1 `insufficient_scope` (403) for the named scope.
     #[error("insufficient_scope: {0}")]
     InsufficientScope(&'static str),
+    /// RFC 7591 §3.2.2 `invalid_redirect_uri` (400): a redirect or claims redirect URI is not
+    /// absolute or has a fragment.
+    #[error("invalid_redirect_uri: {0}")]
+    InvalidRedirectUri(String),
+    /// RFC 7591 §3.2.2 `invalid_client_metadata` (400).
+    #[error("invalid_client_metadata: {0}")]
+    InvalidClientMetadata(String),
     /// Fed §3.2 `not_found` (404).
     #[error("not_found")]
     NotFound,

@@ -121,7 +121,15 @@ async fn admin_validates_clients() {
         let (st, v) =
             status_json(s.admin(Method::POST, "/clients", Some(body.clone())).await).await;
         assert_eq!(st, 400, "{body}");
-        assert_eq!(v["error"], "invalid_request", "{body}");
+        let uri_field = body
+            .get("redirect_uris")
+            .or(body.get("claims_redirect_uris"));
+        let want = if uri_field.is_some() {
+            "invalid_redirect_uri"
+        } else {
+            "invalid_request"
+        };
+        assert_eq!(v["error"], want, "{body}");
     }
 }
 

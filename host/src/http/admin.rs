@@ -23,9 +23,9 @@ use crate::uma::pat::bearer_token;
 /// Proof that the request carries the admin credential.
 pub struct Admin;
 
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = Error;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+impl Admin {
+    /// Checks the admin credential in `parts`.
+    pub fn check(parts: &Parts, state: &AppState) -> Result<Admin> {
         let Some(expected) = &state.config.admin_token else {
             return Err(Error::NotFound);
         };
@@ -42,6 +42,27 @@ impl FromRequestParts<AppState> for Admin {
         } else {
             Err(Error::AdminUnauthorized)
         }
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Error;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        Admin::check(parts, state)
+    }
+}
+
+/// Permission to use the registration endpoint: anyone with `open_registration`, otherwise the
+/// admin credential as RFC 7591 initial access token.
+pub struct RegistrationAccess;
+
+impl FromRequestParts<AppState> for RegistrationAccess {
+    type Rejection = Error;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        if state.config.open_registration {
+            return Ok(RegistrationAccess);
+        }
+        Admin::check(parts, state).map(|_| RegistrationAccess)
     }
 }
 

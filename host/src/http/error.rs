@@ -110,6 +110,10 @@ impl IntoResponse for Error {
                 );
                 r
             }
+            Error::InvalidRedirectUri(d) => body(S::BAD_REQUEST, "invalid_redirect_uri", Some(d)),
+            Error::InvalidClientMetadata(d) => {
+                body(S::BAD_REQUEST, "invalid_client_metadata", Some(d))
+            }
             Error::NotFound => body(S::NOT_FOUND, "not_found", None),
             Error::Conflict(d) => body(S::CONFLICT, "conflict", Some(d)),
             Error::AdminUnauthorized => {

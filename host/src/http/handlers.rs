@@ -217,6 +217,15 @@ pub async fn list_resources(
     Ok(Json(resources::list(&s, &pat, &q).await?))
 }
 
+pub async fn register(
+    State(s): State<AppState>,
+    _: super::admin::RegistrationAccess,
+    StrictJson(req): StrictJson<crate::oauth::registration::RegistrationRequest>,
+) -> Result<Response> {
+    let v = crate::oauth::registration::register(&s, req).await?;
+    Ok(json_no_store(StatusCode::CREATED, v))
+}
+
 pub async fn permission(
     State(s): State<AppState>,
     pat: Pat,

@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(h::delete_resource),
         )
         .route(paths::PERMISSION, post(h::permission))
+        .route(paths::REGISTER, post(h::register))
         .nest("/admin", admin::router())
         .fallback(h::not_found);
     let app = if base.is_empty() {

@@ -98,10 +98,10 @@ pub fn valid_client_id(id: &str) -> bool {
 /// An absolute URI without fragment (RFC 6749 §3.1.2, UMA Grant §3.3.2).
 fn check_redirect_uri(field: &str, uri: &str) -> Result<()> {
     let u = url::Url::parse(uri).map_err(|e| {
-        Error::invalid_request(format!("{field}: {uri:?} is not an absolute URI: {e}"))
+        Error::InvalidRedirectUri(format!("{field}: {uri:?} is not an absolute URI: {e}"))
     })?;
     if u.fragment().is_some() || uri.contains('#') {
-        return Err(Error::invalid_request(format!(
+        return Err(Error::InvalidRedirectUri(format!(
             "{field}: {uri:?} must not contain a fragment"
         )));
     }

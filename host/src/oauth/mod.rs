@@ -6,6 +6,7 @@ pub mod access_token;
 pub mod authorize;
 pub mod client_auth;
 pub mod clients;
+pub mod registration;
 pub mod revoke;
 pub mod token;
 pub mod users;

@@ -17,6 +17,7 @@ pub mod paths {
     pub const JWKS: &str = "/jwks";
     pub const RESOURCE_SET: &str = "/resource_set";
     pub const PERMISSION: &str = "/permission";
+    pub const REGISTER: &str = "/register";
     pub const UMA2_CONFIGURATION: &str = "/.well-known/uma2-configuration";
     pub const OAUTH_AS_METADATA: &str = "/.well-known/oauth-authorization-server";
 }
@@ -24,6 +25,7 @@ pub mod paths {
 pub fn document(config: &Config) -> Value {
     let e = |p: &str| config.endpoint(p);
     let client_auth = ["client_secret_basic", "client_secret_post"];
+    let registration = config.registration_enabled().then(|| e(paths::REGISTER));
     json!({
         "issuer": config.issuer,
         "authorization_endpoint": e(paths::AUTHORIZE),
@@ -33,6 +35,7 @@ pub fn document(config: &Config) -> Value {
         "introspection_endpoint": e(paths::INTROSPECT),
         "resource_registration_endpoint": e(paths::RESOURCE_SET),
         "permission_endpoint": e(paths::PERMISSION),
+        "registration_endpoint": registration,
         "scopes_supported": [UMA_PROTECTION],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
