@@ -1,0 +1,161 @@
+//! HTTP surface: application state, the router, middleware (trailing-slash normalisation,
+//! protocol-shaped errors, tracing) and serving with graceful shutdown.
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+mod handlers;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::{get, post};
+use std::time::Duration;
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+
+use axum::http::StatusCode;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::config::Config;
+use crate::keys::Keys;
+use crate::oauth::clients::SecretHasher;
+use crate::store::{SledStore, Store, unix_now};
+use crate::uma::discovery::paths;
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<Keys>,
+    pub secrets: Arc<SecretHasher>,
+}
+
+impl AppState {
+    /// Opens the sled store in `config.data_dir`, loads (or creates) the signing keys, and
+    /// applies the clients and users declared in the config.
+    pub async fn open(config: Config) -> anyhow::Result<AppState> {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir)?);
+        Self::with_store(config, store).await
+    }
+
+    /// Like [`AppState::open`] on any [`Store`] backend.
+    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
+        let keys = Keys::load(store.clone(), config.max_signed_token_lifetime_secs()).await?;
+        let secrets = SecretHasher::load(store.as_ref()).await?;
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            keys: Arc::new(keys),
+            secrets: Arc::new(secrets),
+        };
+        crate::oauth::clients::apply_config(&state, &state.config.clients).await?;
+        crate::oauth::users::apply_config(&state, &state.config.users).await?;
+        Ok(state)
+    }
+}
+
+/// The router of every endpoint, mounted under the issuer's path.
+pub fn router(state: AppState) -> Router {
+    use handlers as h;
+    let base = state.config.base_path().to_owned();
+    let api = Router::new()
+        .route("/healthz", get(h::healthz))
+        .route(paths::UMA2_CONFIGURATION, get(h::discovery))
+        .route(paths::OAUTH_AS_METADATA, get(h::discovery))
+        .route(paths::JWKS, get(h::jwks))
+        .route(
+            paths::AUTHORIZE,
+            get(h::authorize_page).post(h::authorize_submit),
+        )
+        .route(paths::TOKEN, post(h::token))
+        .route(paths::REVOKE, post(h::revoke))
+        .route(paths::INTROSPECT, post(h::introspect))
+        .route(
+            paths::RESOURCE_SET,
+            get(h::list_resources).post(h::create_resource),
+        )
+        .route(
+            &format!("{}/{{id}}", paths::RESOURCE_SET),
+            get(h::read_resource)
+                .put(h::update_resource)
+                .delete(h::delete_resource),
+        )
+        .route(paths::PERMISSION, post(h::permission))
+        .route(paths::REGISTER, post(h::register))
+        .nest("/admin", admin::router())
+        .fallback(h::not_found);
+    let app = if base.is_empty() {
+        api
+    } else {
+        // RFC 8414 §3 places the metadata at /.well-known/oauth-authorization-server{path}.
+        Router::new()
+            .nest(&base, api)
+            .route(
+                &format!("{}{base}", paths::OAUTH_AS_METADATA),
+                get(h::discovery),
+            )
+            .fallback(h::not_found)
+    };
+    let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    app.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        timeout,
+    ))
+    .layer(axum::middleware::from_fn(error::protocol_errors))
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+            .on_response(DefaultOnResponse::new().level(Level::INFO)),
+    )
+    .with_state(state)
+}
+
+/// The router wrapped so that `/token/` is answered like `/token`, without a redirect.
+pub fn app(state: AppState) -> NormalizePath<Router> {
+    NormalizePathLayer::trim_trailing_slash().layer(router(state))
+}
+
+/// Serves the server described by `config` on `listener` until `shutdown` completes, then
+/// finishes in-flight requests and closes the store.
+pub async fn serve(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::open(config).await?;
+    serve_state(state, listener, shutdown).await
+}
+
+/// [`serve`] with an already opened state.
+pub async fn serve_state(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tracing::info!(issuer = %state.config.issuer, addr = %listener.local_addr()?, "serving");
+    let store = state.store.clone();
+    let pruner = tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            if let Err(e) = store.prune_expired(unix_now()).await {
+                tracing::warn!(error = %e, "pruning expired objects failed");
+            }
+        }
+    });
+    let svc = axum::ServiceExt::<Request>::into_make_service(app(state));
+    let result = axum::serve(listener, svc)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    pruner.abort();
+    let _ = pruner.await;
+    result?;
+    tracing::info!("stopped");
+    Ok(())
+}

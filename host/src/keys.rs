@@ -1,0 +1,207 @@
+//! ES256 signing keys: generated on first start, persisted in the store, published as a JWKS,
+//! rotated on demand while old public keys stay published until every token they signed has
+//! expired.
+//!
+//! Every JWT we sign carries the `kid` of its key; verification only accepts ES256 and only
+//! keys we published (no `alg: none`, no key from the token itself).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::store::{KeyRecord, Store, unix_now};
+
+/// `typ` header of RFC 9068 JWT access tokens.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// `n` bytes from the OS CSPRNG, base64url without padding. 32 bytes (256 bits) for tickets,
+/// codes, refresh tokens and generated secrets: well above RFC 6749 §10.10's 2^-128.
+pub fn random_token(n: usize) -> Result<String> {
+    let mut buf = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut buf).map_err(|_| Error::internal("CSPRNG failure"))?;
+    Ok(B64.encode(buf))
+}
+
+struct ActiveKey {
+    kid: String,
+    key: EncodingKey,
+}
+
+struct KeySet {
+    active: ActiveKey,
+    verify: HashMap<String, DecodingKey>,
+    jwks: serde_json::Value,
+}
+
+/// The signing keys in memory, reloaded from the store after every rotation.
+pub struct Keys {
+    store: Arc<dyn Store>,
+    /// How long a retired key stays published (the longest token lifetime).
+    publish_window: u64,
+    set: RwLock<Arc<KeySet>>,
+}
+
+/// Public JWK of a P-256 key plus its RFC 7638 thumbprint (used as `kid`).
+fn public_jwk(pkcs8: &[u8]) -> Result<(String, String, String)> {
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+        .map_err(|e| Error::internal(format_args!("stored signing key rejected: {e}")))?;
+    let point = pair.public_key().as_ref();
+    if point.len() != 65 || point[0] != 4 {
+        return Err(Error::internal("unexpected P-256 public key encoding"));
+    }
+    let x = B64.encode(&point[1..33]);
+    let y = B64.encode(&point[33..]);
+    let thumb_input = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    use sha2::Digest;
+    let kid = B64.encode(sha2::Sha256::digest(thumb_input.as_bytes()));
+    Ok((kid, x, y))
+}
+
+fn generate() -> Result<KeyRecord> {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| Error::internal("key generation failed"))?;
+    let (kid, _, _) = public_jwk(doc.as_ref())?;
+    Ok(KeyRecord {
+        kid,
+        pkcs8: B64.encode(doc.as_ref()),
+        created_at: unix_now(),
+        retired_at: None,
+    })
+}
+
+impl Keys {
+    /// Loads the keys, generating the first one if the store has none and dropping retired keys
+    /// whose tokens have all expired.
+    pub async fn load(store: Arc<dyn Store>, publish_window: u64) -> Result<Keys> {
+        let set = Self::build(&store, publish_window).await?;
+        Ok(Keys {
+            store,
+            publish_window,
+            set: RwLock::new(Arc::new(set)),
+        })
+    }
+
+    async fn build(store: &Arc<dyn Store>, publish_window: u64) -> Result<KeySet> {
+        let now = unix_now();
+        let mut records = store.list_keys().await?;
+        if !records.iter().any(|k| k.retired_at.is_none()) {
+            let k = generate()?;
+            store.put_key(&k).await?;
+            records.push(k);
+        }
+        let mut active: Option<&KeyRecord> = None;
+        let mut verify = HashMap::new();
+        let mut jwks = Vec::new();
+        for r in &records {
+            if let Some(retired) = r.retired_at
+                && retired.saturating_add(publish_window) < now
+            {
+                store.delete_key(&r.kid).await?;
+                continue;
+            }
+            let der = B64
+                .decode(&r.pkcs8)
+                .map_err(|e| Error::internal(format_args!("stored key: {e}")))?;
+            let (_, x, y) = public_jwk(&der)?;
+            verify.insert(
+                r.kid.clone(),
+                DecodingKey::from_ec_components(&x, &y).map_err(Error::internal)?,
+            );
+            jwks.push(serde_json::json!({
+                "kty": "EC", "crv": "P-256", "x": x, "y": y,
+                "kid": r.kid, "use": "sig", "alg": "ES256",
+            }));
+            if r.retired_at.is_none() && active.is_none_or(|a| r.created_at > a.created_at) {
+                active = Some(r);
+            }
+        }
+        let active = active.ok_or_else(|| Error::internal("no active signing key"))?;
+        let der = B64.decode(&active.pkcs8).map_err(Error::internal)?;
+        Ok(KeySet {
+            active: ActiveKey {
+                kid: active.kid.clone(),
+                key: EncodingKey::from_ec_der(&der),
+            },
+            verify,
+            jwks: serde_json::json!({ "keys": jwks }),
+        })
+    }
+
+    fn current(&self) -> Arc<KeySet> {
+        self.set.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Retires the signing key and starts signing with a fresh one. Returns the new `kid`.
+    pub async fn rotate(&self) -> Result<String> {
+        let now = unix_now();
+        for mut k in self.store.list_keys().await? {
+            if k.retired_at.is_none() {
+                k.retired_at = Some(now);
+                self.store.put_key(&k).await?;
+            }
+        }
+        let fresh = generate()?;
+        self.store.put_key(&fresh).await?;
+        let set = Self::build(&self.store, self.publish_window).await?;
+        let kid = set.active.kid.clone();
+        *self.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+        Ok(kid)
+    }
+
+    /// The JWKS document (`{"keys":[…]}`), every key with `kty`, `kid`, `use`, `alg`.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.current().jwks.clone()
+    }
+
+    /// Signs `claims` as an RFC 9068 access token (`typ: at+jwt`, ES256, `kid`).
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String> {
+        let set = self.current();
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some(ACCESS_TOKEN_TYP.into());
+        header.kid = Some(set.active.kid.clone());
+        jsonwebtoken::encode(&header, claims, &set.active.key).map_err(Error::internal)
+    }
+
+    /// Verifies signature, `typ`, `iss` and `exp` of a token we issued and returns its claims.
+    /// The error string says why, for logs and `error_description`; it never contains key
+    /// material.
+    pub fn verify<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Result<T, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
+        if header.alg != Algorithm::ES256 {
+            return Err("unexpected algorithm".into());
+        }
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err("not an access token".into());
+        }
+        let set = self.current();
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|k| set.verify.get(k))
+            .ok_or("unknown signing key")?;
+        let mut v = Validation::new(Algorithm::ES256);
+        v.leeway = 0;
+        // RFC 7519 §4.1.4: not accepted "on or after" exp, i.e. expired when exp <= now.
+        v.reject_tokens_expiring_in_less_than = 1;
+        v.validate_aud = false;
+        v.set_issuer(&[issuer]);
+        v.set_required_spec_claims(&["exp", "iat", "iss", "sub", "jti"]);
+        jsonwebtoken::decode::<T>(token, key, &v)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token expired".to_string(),
+                _ => "invalid token".to_string(),
+            })
+    }
+}

@@ -1,0 +1,465 @@
+//! [`Store`] on sled: one tree per kind of object, JSON values, and a flush before every
+//! acknowledged write returns.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::*;
+use crate::error::Error;
+
+/// Objects that carry their own expiry (unix seconds).
+trait Expiring {
+    fn exp(&self) -> u64;
+}
+impl Expiring for Ticket {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+}
+impl Expiring for AuthCode {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+}
+impl Expiring for PendingLogin {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+}
+impl Expiring for RefreshGrant {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+}
+
+pub struct SledStore {
+    db: sled::Db,
+    clients: sled::Tree,
+    users: sled::Tree,
+    resources: sled::Tree,
+    tickets: sled::Tree,
+    codes: sled::Tree,
+    logins: sled::Tree,
+    refresh: sled::Tree,
+    revoked: sled::Tree,
+    keys: sled::Tree,
+    secrets: sled::Tree,
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(v)?)
+}
+fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
+    Ok(serde_json::from_slice(b)?)
+}
+
+/// `owner \0 resource_server \0`: owners and client ids never contain NUL (validated on
+/// creation), so the encoding is injective and a scan of this prefix stays inside the scope.
+fn scope_prefix(scope: &ResourceScope) -> Vec<u8> {
+    let mut k = scope.owner.to_string().into_bytes();
+    k.push(0);
+    k.extend_from_slice(scope.resource_server.as_bytes());
+    k.push(0);
+    k
+}
+fn resource_key(scope: &ResourceScope, id: &str) -> Vec<u8> {
+    let mut k = scope_prefix(scope);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Hash under which bearer secrets (refresh tokens) are stored, so a copy of the database does
+/// not hand out usable tokens.
+fn secret_key(token: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).to_vec()
+}
+
+impl SledStore {
+    pub fn open(dir: &Path) -> Result<SledStore> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::internal(format_args!("creating {}: {e}", dir.display())))?;
+        // Every acknowledged write is flushed explicitly, so no background flusher thread is needed
+        // (which also lets the same process reopen the directory right after closing it).
+        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
+        let t = |n: &str| db.open_tree(n);
+        Ok(SledStore {
+            clients: t("clients")?,
+            users: t("users")?,
+            resources: t("resources")?,
+            tickets: t("tickets")?,
+            codes: t("codes")?,
+            logins: t("logins")?,
+            refresh: t("refresh")?,
+            revoked: t("revoked")?,
+            keys: t("keys")?,
+            secrets: t("secrets")?,
+            db,
+        })
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    async fn insert<T: Serialize>(&self, tree: &sled::Tree, key: &[u8], v: &T) -> Result<()> {
+        tree.insert(key, enc(v)?)?;
+        self.flush().await
+    }
+
+    async fn create<T: Serialize>(&self, tree: &sled::Tree, key: &[u8], v: &T) -> Result<bool> {
+        let created = tree
+            .compare_and_swap(key, None as Option<&[u8]>, Some(enc(v)?))?
+            .is_ok();
+        if created {
+            self.flush().await?;
+        }
+        Ok(created)
+    }
+
+    fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>> {
+        tree.get(key)?.map(|b| dec(&b)).transpose()
+    }
+
+    async fn remove(&self, tree: &sled::Tree, key: &[u8]) -> Result<bool> {
+        let removed = tree.remove(key)?.is_some();
+        if removed {
+            self.flush().await?;
+        }
+        Ok(removed)
+    }
+
+    fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>> {
+        tree.iter().values().map(|v| dec(&v?)).collect()
+    }
+
+    /// Atomic single-use consumption: `remove` returns the value to exactly one caller.
+    async fn take<T: DeserializeOwned + Expiring>(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+    ) -> Result<Option<T>> {
+        let Some(bytes) = tree.remove(key)? else {
+            return Ok(None);
+        };
+        self.flush().await?;
+        let v: T = dec(&bytes)?;
+        Ok((v.exp() > unix_now()).then_some(v))
+    }
+
+    fn prune_tree<T: DeserializeOwned + Expiring>(tree: &sled::Tree, now: u64) -> Result<usize> {
+        let mut n = 0;
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            let expired = dec::<T>(&v).map(|t| t.exp() <= now).unwrap_or(true);
+            if expired {
+                tree.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn create_client(&self, client: &Client) -> Result<bool> {
+        self.create(&self.clients, client.client_id.as_bytes(), client)
+            .await
+    }
+    async fn put_client(&self, client: &Client) -> Result<()> {
+        self.insert(&self.clients, client.client_id.as_bytes(), client)
+            .await
+    }
+    async fn get_client(&self, client_id: &str) -> Result<Option<Client>> {
+        Self::get(&self.clients, client_id.as_bytes())
+    }
+    async fn list_clients(&self) -> Result<Vec<Client>> {
+        Self::all(&self.clients)
+    }
+    async fn delete_client(&self, client_id: &str) -> Result<bool> {
+        self.remove(&self.clients, client_id.as_bytes()).await
+    }
+
+    async fn create_user(&self, user: &User) -> Result<bool> {
+        self.create(&self.users, user.username.as_bytes(), user)
+            .await
+    }
+    async fn put_user(&self, user: &User) -> Result<()> {
+        self.insert(&self.users, user.username.as_bytes(), user)
+            .await
+    }
+    async fn get_user(&self, username: &str) -> Result<Option<User>> {
+        Self::get(&self.users, username.as_bytes())
+    }
+    async fn list_users(&self) -> Result<Vec<User>> {
+        Self::all(&self.users)
+    }
+    async fn delete_user(&self, username: &str) -> Result<bool> {
+        self.remove(&self.users, username.as_bytes()).await
+    }
+
+    async fn create_resource(
+        &self,
+        scope: &ResourceScope,
+        id: &str,
+        r: &ResourceDescription,
+    ) -> Result<()> {
+        if self
+            .create(&self.resources, &resource_key(scope, id), r)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::internal("resource id collision"))
+        }
+    }
+    async fn replace_resource(
+        &self,
+        scope: &ResourceScope,
+        id: &str,
+        r: &ResourceDescription,
+    ) -> Result<bool> {
+        let new = enc(r)?;
+        // Only replace what exists: a PUT never creates a resource under a caller-chosen id.
+        let previous = self
+            .resources
+            .fetch_and_update(resource_key(scope, id), |old| old.map(|_| new.clone()))?;
+        if previous.is_some() {
+            self.flush().await?;
+        }
+        Ok(previous.is_some())
+    }
+    async fn get_resource(
+        &self,
+        scope: &ResourceScope,
+        id: &str,
+    ) -> Result<Option<ResourceDescription>> {
+        Self::get(&self.resources, &resource_key(scope, id))
+    }
+    async fn delete_resource(&self, scope: &ResourceScope, id: &str) -> Result<bool> {
+        self.remove(&self.resources, &resource_key(scope, id)).await
+    }
+    async fn list_resources(
+        &self,
+        scope: &ResourceScope,
+    ) -> Result<Vec<(String, ResourceDescription)>> {
+        let prefix = scope_prefix(scope);
+        self.resources
+            .scan_prefix(&prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                Ok((id, dec(&v)?))
+            })
+            .collect()
+    }
+
+    async fn put_ticket(&self, ticket: &str, t: &Ticket) -> Result<()> {
+        self.insert(&self.tickets, &secret_key(ticket), t).await
+    }
+    async fn take_ticket(&self, ticket: &str) -> Result<Option<Ticket>> {
+        self.take(&self.tickets, &secret_key(ticket)).await
+    }
+
+    async fn put_code(&self, code: &str, c: &AuthCode) -> Result<()> {
+        self.insert(&self.codes, &secret_key(code), c).await
+    }
+    async fn take_code(&self, code: &str) -> Result<Option<AuthCode>> {
+        self.take(&self.codes, &secret_key(code)).await
+    }
+    async fn put_login(&self, id: &str, l: &PendingLogin) -> Result<()> {
+        self.insert(&self.logins, &secret_key(id), l).await
+    }
+    async fn take_login(&self, id: &str) -> Result<Option<PendingLogin>> {
+        self.take(&self.logins, &secret_key(id)).await
+    }
+    async fn put_refresh(&self, token: &str, r: &RefreshGrant) -> Result<()> {
+        self.insert(&self.refresh, &secret_key(token), r).await
+    }
+    async fn get_refresh(&self, token: &str) -> Result<Option<RefreshGrant>> {
+        let r: Option<RefreshGrant> = Self::get(&self.refresh, &secret_key(token))?;
+        Ok(r.filter(|r| r.exp > unix_now()))
+    }
+    async fn take_refresh(&self, token: &str) -> Result<Option<RefreshGrant>> {
+        self.take(&self.refresh, &secret_key(token)).await
+    }
+
+    async fn revoke_jti(&self, jti: &str, exp: u64) -> Result<()> {
+        self.revoked.insert(jti.as_bytes(), &exp.to_be_bytes())?;
+        self.flush().await
+    }
+    async fn is_revoked(&self, jti: &str) -> Result<bool> {
+        Ok(self.revoked.contains_key(jti.as_bytes())?)
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
+        Self::all(&self.keys)
+    }
+    async fn put_key(&self, key: &KeyRecord) -> Result<()> {
+        self.insert(&self.keys, key.kid.as_bytes(), key).await
+    }
+    async fn delete_key(&self, kid: &str) -> Result<()> {
+        self.remove(&self.keys, kid.as_bytes()).await.map(drop)
+    }
+
+    async fn server_secret(&self, name: &str) -> Result<[u8; 32]> {
+        let mut fresh = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut fresh).map_err(|_| Error::internal("CSPRNG failure"))?;
+        // Whoever stores first wins; everyone reads the stored value.
+        let _ = self
+            .secrets
+            .compare_and_swap(name, None as Option<&[u8]>, Some(&fresh[..]))?;
+        self.flush().await?;
+        let stored = self
+            .secrets
+            .get(name)?
+            .ok_or_else(|| Error::internal("server secret vanished"))?;
+        stored
+            .as_ref()
+            .try_into()
+            .map_err(|_| Error::internal("server secret has the wrong length"))
+    }
+
+    async fn prune_expired(&self, now: u64) -> Result<usize> {
+        let mut n = Self::prune_tree::<Ticket>(&self.tickets, now)?;
+        n += Self::prune_tree::<AuthCode>(&self.codes, now)?;
+        n += Self::prune_tree::<PendingLogin>(&self.logins, now)?;
+        n += Self::prune_tree::<RefreshGrant>(&self.refresh, now)?;
+        for kv in self.revoked.iter() {
+            let (k, v) = kv?;
+            let exp = v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+            if exp <= now {
+                self.revoked.remove(k)?;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.flush().await?;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn scope(owner: &str, rs: &str) -> ResourceScope {
+        ResourceScope {
+            owner: Owner::User(owner.into()),
+            resource_server: rs.into(),
+        }
+    }
+
+    fn ticket(exp: u64) -> Ticket {
+        Ticket {
+            owner: Owner::User("alice".into()),
+            resource_server: "rs1".into(),
+            permissions: vec![Permission {
+                resource_id: "r1".into(),
+                resource_scopes: vec!["view".into()],
+            }],
+            iat: unix_now(),
+            exp,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn s19_ticket_is_single_use_under_concurrent_redemption() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        store
+            .put_ticket("t1", &ticket(unix_now() + 60))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let s = store.clone();
+                tokio::spawn(async move { s.take_ticket("t1").await.unwrap().is_some() })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            winners += usize::from(t.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+        // A rotated ticket is a new, independent single-use ticket.
+        store
+            .put_ticket("t2", &ticket(unix_now() + 60))
+            .await
+            .unwrap();
+        assert!(store.take_ticket("t1").await.unwrap().is_none());
+        let t2 = store.take_ticket("t2").await.unwrap().unwrap();
+        assert_eq!(t2.permissions[0].resource_id, "r1");
+    }
+
+    #[tokio::test]
+    async fn t_4_expired_tickets_are_never_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        store.put_ticket("old", &ticket(unix_now())).await.unwrap();
+        assert!(store.take_ticket("old").await.unwrap().is_none());
+        store
+            .put_ticket("old2", &ticket(unix_now() - 1))
+            .await
+            .unwrap();
+        assert_eq!(store.prune_expired(unix_now()).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn s10_resources_are_only_reachable_within_their_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let r = ResourceDescription {
+            resource_scopes: vec!["view".into()],
+            description: None,
+            icon_uri: None,
+            name: None,
+            resource_type: None,
+            localized: Default::default(),
+        };
+        let a = scope("alice", "rs1");
+        store.create_resource(&a, "id1", &r).await.unwrap();
+        for other in [
+            scope("bob", "rs1"),
+            scope("alice", "rs2"),
+            scope("alice", "rs1\0x"),
+        ] {
+            assert!(store.get_resource(&other, "id1").await.unwrap().is_none());
+            assert!(!store.replace_resource(&other, "id1", &r).await.unwrap());
+            assert!(!store.delete_resource(&other, "id1").await.unwrap());
+            assert!(store.list_resources(&other).await.unwrap().is_empty());
+        }
+        // A client owner with the same id as a user is a different owner.
+        let c = ResourceScope {
+            owner: Owner::Client("alice".into()),
+            resource_server: "rs1".into(),
+        };
+        assert!(store.get_resource(&c, "id1").await.unwrap().is_none());
+        assert!(store.get_resource(&a, "id1").await.unwrap().is_some());
+        assert_eq!(store.list_resources(&a).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn acknowledged_writes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store
+                .put_ticket("t", &ticket(unix_now() + 60))
+                .await
+                .unwrap();
+            let k1 = store.server_secret("k").await.unwrap();
+            assert_eq!(k1, store.server_secret("k").await.unwrap());
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert!(store.take_ticket("t").await.unwrap().is_some());
+    }
+}

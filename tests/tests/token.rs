@@ -1,0 +1,609 @@
+//! The token endpoint, login page, refresh and revocation (PAT-4, G-11, G-E6, G-E7, G-E8, G-E9,
+//! RFC 9068, RFC 7009) and the interoperability rules of issue 3.
+
+use serde_json::Value;
+use uma_integration_tests::*;
+
+#[tokio::test]
+async fn pat_4_client_credentials_issues_rfc9068_pat_with_g_11_headers() {
+    let s = TestServer::start().await;
+    let r = s
+        .token_basic(
+            RS1.0,
+            RS1.1,
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "uma_protection"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["pragma"], "no-cache");
+    let (_, v) = status_json(r).await;
+    assert_eq!(v["token_type"], "Bearer");
+    assert!(v["expires_in"].as_u64().unwrap() > 0);
+    assert_eq!(v["scope"], "uma_protection");
+    assert!(v.get("refresh_token").is_none());
+    let (h, c) = jwt_parts(v["access_token"].as_str().unwrap());
+    assert_eq!(h["typ"], "at+jwt");
+    assert_eq!(h["alg"], "ES256");
+    assert!(h["kid"].is_string());
+    assert_eq!(c["iss"].as_str().unwrap().as_bytes(), s.issuer.as_bytes());
+    for f in ["sub", "aud", "client_id", "jti", "scope"] {
+        assert!(c[f].is_string(), "{f}");
+    }
+    for f in ["iat", "exp"] {
+        assert!(c[f].is_u64(), "{f}");
+    }
+    assert_eq!(c["sub"], "rs1");
+    assert_eq!(c["client_id"], "rs1");
+}
+
+#[tokio::test]
+async fn pat_4_default_scope_is_uma_protection_and_client_scopes_are_grantable() {
+    let s = TestServer::start().await;
+    let (_, v) = status_json(
+        s.token_basic(RS1.0, RS1.1, &[("grant_type", "client_credentials")])
+            .await,
+    )
+    .await;
+    assert_eq!(v["scope"], "uma_protection");
+    let (st, v) = status_json(
+        s.token_basic(
+            C1.0,
+            C1.1,
+            &[("grant_type", "client_credentials"), ("scope", "read")],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(v["scope"], "read");
+    let (st, v) = status_json(
+        s.token_basic(
+            RS1.0,
+            RS1.1,
+            &[("grant_type", "client_credentials"), ("scope", "read")],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(v["error"], "invalid_scope");
+}
+
+#[tokio::test]
+async fn g_e6_wrong_secret_with_basic_is_401_with_basic_challenge() {
+    let s = TestServer::start().await;
+    let r = s
+        .token_basic(
+            RS1.0,
+            "wrong-secret-0123456789",
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+    assert!(
+        www_authenticate(&r).starts_with("Basic"),
+        "{}",
+        www_authenticate(&r)
+    );
+    let (_, v) = status_json(r).await;
+    assert_eq!(v["error"], "invalid_client");
+    // Unknown client: same answer, no hint.
+    let r = s
+        .token_basic(
+            "nobody",
+            "wrong-secret-0123456789",
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+    let (_, w) = status_json(r).await;
+    assert_eq!(v, w);
+}
+
+#[tokio::test]
+async fn g_e6_wrong_secret_with_client_secret_post_is_invalid_client() {
+    let s = TestServer::start().await;
+    let r = s
+        .http
+        .post(s.url("/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", RS1.0),
+            ("client_secret", "wrong-secret-0123456789"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (st, v) = status_json(r).await;
+    assert!(st == 400 || st == 401);
+    assert_eq!(v["error"], "invalid_client");
+    // The right secret by client_secret_post works.
+    let r = s
+        .http
+        .post(s.url("/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", RS1.0),
+            ("client_secret", RS1.1),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn g_e7_missing_repeated_and_two_method_requests_are_invalid_request() {
+    let s = TestServer::start().await;
+    // Missing grant_type.
+    let (st, v) = status_json(
+        s.token_basic(RS1.0, RS1.1, &[("scope", "uma_protection")])
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (st.as_u16(), v["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    // Repeated parameter.
+    let (st, v) = status_json(
+        s.token_basic(
+            RS1.0,
+            RS1.1,
+            &[
+                ("grant_type", "client_credentials"),
+                ("grant_type", "client_credentials"),
+            ],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (st.as_u16(), v["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    // Basic plus client_secret in the body: two methods.
+    let (st, v) = status_json(
+        s.token_basic(
+            RS1.0,
+            RS1.1,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_secret", RS1.1),
+            ],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (st.as_u16(), v["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+}
+
+#[tokio::test]
+async fn g_e9_unknown_grant_type_and_g_e8_unauthorized_client() {
+    let s = TestServer::start().await;
+    for g in [
+        "urn:ietf:params:oauth:grant-type:uma-ticketX",
+        "password",
+        "implicit",
+    ] {
+        let (st, v) = status_json(s.token_basic(RS1.0, RS1.1, &[("grant_type", g)]).await).await;
+        assert_eq!(st, 400, "{g}");
+        assert_eq!(v["error"], "unsupported_grant_type", "{g}");
+    }
+    // A client registered without client_credentials.
+    let r = s
+        .admin(
+            reqwest::Method::POST,
+            "/clients",
+            Some(serde_json::json!({"client_id": "only-code", "client_secret": "only-code-secret-0123",
+                 "grant_types": ["authorization_code"], "redirect_uris": [RS_REDIRECT]})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let (st, v) = status_json(
+        s.token_basic(
+            "only-code",
+            "only-code-secret-0123",
+            &[("grant_type", "client_credentials")],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(v["error"], "unauthorized_client");
+}
+
+#[tokio::test]
+async fn interop_basic_credentials_are_form_url_decoded() {
+    let s = TestServer::start().await;
+    let secret = "p@ss:w+rd/%&=secret";
+    let r = s
+        .admin(
+            reqwest::Method::POST,
+            "/clients",
+            Some(serde_json::json!({"client_id": "odd", "client_secret": secret})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    // RFC 6749 §2.3.1: form-url-encode before Base64.
+    let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let r = s
+        .token_basic("odd", &encoded, &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn interop_charset_parameter_empty_and_unknown_parameters() {
+    let s = TestServer::start().await;
+    let r = s
+        .http
+        .post(s.url("/token"))
+        .basic_auth(RS1.0, Some(RS1.1))
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=UTF-8",
+        )
+        .body("grant_type=client_credentials&scope=&foo=bar")
+        .send()
+        .await
+        .unwrap();
+    let (st, v) = status_json(r).await;
+    assert_eq!(st, 200, "{v}");
+    // An empty scope is treated as absent: the default scope applies.
+    assert_eq!(v["scope"], "uma_protection");
+}
+
+#[tokio::test]
+async fn interop_bearer_header_plus_body_credentials_is_not_two_methods() {
+    let s = TestServer::start().await;
+    let r = s
+        .http
+        .post(s.url("/token"))
+        .bearer_auth("some-token")
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", RS1.0),
+            ("client_secret", RS1.1),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn authorization_code_with_pkce_gives_a_pat_for_the_owner_and_a_refresh_token() {
+    let s = TestServer::start().await;
+    let (pat, refresh) = s.user_pat(RS1, ALICE).await;
+    let (_, c) = jwt_parts(&pat);
+    assert_eq!(c["sub"], "alice");
+    assert_eq!(c["client_id"], "rs1");
+    assert_eq!(c["scope"], "uma_protection");
+    // The PAT works at the Protection API.
+    let id = s
+        .create_resource(&pat, serde_json::json!({"resource_scopes": ["view"]}))
+        .await;
+    // Refresh rotates: the new refresh token works, the old one is spent.
+    let r = s
+        .token_basic(
+            RS1.0,
+            RS1.1,
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let (_, v) = status_json(r).await;
+    let pat2 = v["access_token"].as_str().unwrap();
+    assert_ne!(v["refresh_token"].as_str().unwrap(), refresh);
+    assert_eq!(jwt_parts(pat2).1["sub"], "alice");
+    let r = s
+        .http
+        .get(s.url(&format!("/resource_set/{id}")))
+        .bearer_auth(pat2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "a refreshed PAT sees the same owner's resources"
+    );
+    let (st, v) = status_json(
+        s.token_basic(
+            RS1.0,
+            RS1.1,
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (st.as_u16(), v["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn authorization_code_is_single_use_and_bound_to_verifier_client_and_redirect() {
+    let s = TestServer::start().await;
+    let verifier = "a".repeat(50);
+    let token = |code: String,
+                 client: (&'static str, &'static str),
+                 verifier: String,
+                 redirect: &'static str| {
+        let s = &s;
+        async move {
+            status_json(
+                s.token_basic(
+                    client.0,
+                    client.1,
+                    &[
+                        ("grant_type", "authorization_code"),
+                        ("code", &code),
+                        ("redirect_uri", redirect),
+                        ("code_verifier", &verifier),
+                    ],
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    // Wrong verifier.
+    let code = s.login_code(RS1.0, ALICE, &verifier).await;
+    let (st, v) = token(code, RS1, "b".repeat(50), RS_REDIRECT).await;
+    assert_eq!(
+        (st.as_u16(), v["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    // Another client.
+    let code = s.login_code(RS1.0, ALICE, &verifier).await;
+    let (_, v) = token(code, RS2, verifier.clone(), RS_REDIRECT).await;
+    assert_eq!(v["error"], "invalid_grant");
+    // Other redirect URI.
+    let code = s.login_code(RS1.0, ALICE, &verifier).await;
+    let (_, v) = token(code, RS1, verifier.clone(), "http://127.0.0.1:9/other").await;
+    assert_eq!(v["error"], "invalid_grant");
+    // Reuse.
+    let code = s.login_code(RS1.0, ALICE, &verifier).await;
+    let (st, _) = token(code.clone(), RS1, verifier.clone(), RS_REDIRECT).await;
+    assert_eq!(st, 200);
+    let (_, v) = token(code, RS1, verifier.clone(), RS_REDIRECT).await;
+    assert_eq!(v["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn public_client_uses_pkce_without_secret() {
+    let s = TestServer::start().await;
+    let verifier = "p".repeat(60);
+    let code = s.login_code(PUB1, BOB, &verifier).await;
+    let r = s
+        .http
+        .post(s.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", PUB1),
+            ("code", &code),
+            ("redirect_uri", RS_REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (st, v) = status_json(r).await;
+    assert_eq!(st, 200, "{v}");
+    // A public client cannot use client_credentials.
+    let r = s
+        .http
+        .post(s.url("/token"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", PUB1)])
+        .send()
+        .await
+        .unwrap();
+    let (st, _) = status_json(r).await;
+    assert_eq!(st, 400);
+}
+
+#[tokio::test]
+async fn login_page_refuses_unregistered_redirect_and_missing_pkce() {
+    let s = TestServer::start().await;
+    let challenge = pkce_challenge(&"v".repeat(43));
+    // Unregistered redirect URI: an error page, never a redirect (RFC 6749 §4.1.2.1).
+    for redirect in [
+        "https://evil.example/cb",
+        "http://127.0.0.1:9/callback/",
+        "http://127.0.0.1:9/callback?x=1",
+    ] {
+        let r = s
+            .http
+            .get(s.url("/authorize"))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", RS1.0),
+                ("redirect_uri", redirect),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{redirect}");
+        assert!(r.headers().get("location").is_none());
+    }
+    // Missing PKCE: redirect back with invalid_request and the state echoed.
+    let r = s
+        .http
+        .get(s.url("/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", RS1.0),
+            ("state", "<script>"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = loc.query_pairs().into_owned().collect();
+    assert_eq!(q["error"], "invalid_request");
+    assert_eq!(q["state"], "<script>");
+    assert!(!r.headers()["location"].to_str().unwrap().contains('<'));
+}
+
+#[tokio::test]
+async fn s23_login_post_without_the_csrf_cookie_is_refused() {
+    let s = TestServer::start().await;
+    let challenge = pkce_challenge(&"v".repeat(43));
+    let page = s
+        .http
+        .get(s.url("/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", RS1.0),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let html = page.text().await.unwrap();
+    let login_id = hidden_field(&html, "login_id");
+    let r = s
+        .http
+        .post(s.url("/authorize"))
+        .form(&[
+            ("login_id", login_id.as_str()),
+            ("username", ALICE.0),
+            ("password", ALICE.1),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("location").is_none());
+}
+
+#[tokio::test]
+async fn wrong_password_shows_the_form_again_and_deny_redirects_access_denied() {
+    let s = TestServer::start().await;
+    let challenge = pkce_challenge(&"v".repeat(43));
+    let page = s
+        .http
+        .get(s.url("/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", RS1.0),
+            ("state", "s"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let cookie = csrf_cookie(&page);
+    let id = hidden_field(&page.text().await.unwrap(), "login_id");
+    let r = s
+        .http
+        .post(s.url("/authorize"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("login_id", id.as_str()),
+            ("username", ALICE.0),
+            ("password", "wrong-password"),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = csrf_cookie(&r);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Wrong username or password"));
+    let id = hidden_field(&html, "login_id");
+    let r = s
+        .http
+        .post(s.url("/authorize"))
+        .header("cookie", &cookie)
+        .form(&[("login_id", id.as_str()), ("decision", "deny")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let loc = r.headers()["location"].to_str().unwrap();
+    assert!(
+        loc.starts_with(RS_REDIRECT)
+            && loc.contains("error=access_denied")
+            && loc.contains("state=s"),
+        "{loc}"
+    );
+}
+
+#[tokio::test]
+async fn rfc7009_revoked_access_and_refresh_tokens_stop_working() {
+    let s = TestServer::start().await;
+    let (pat, refresh) = s.user_pat(RS1, ALICE).await;
+    // Another client cannot revoke it (answered 200, token keeps working).
+    let r = s
+        .http
+        .post(s.url("/revoke"))
+        .basic_auth(RS2.0, Some(RS2.1))
+        .form(&[("token", pat.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, v) = status_json(s.introspect_with_pat(&pat, &pat).await).await;
+    assert_eq!(v["active"], true);
+    for t in [&pat, &refresh] {
+        let r = s
+            .http
+            .post(s.url("/revoke"))
+            .basic_auth(RS1.0, Some(RS1.1))
+            .form(&[("token", t.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = s
+        .http
+        .get(s.url("/resource_set"))
+        .bearer_auth(&pat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(www_authenticate(&r).contains("invalid_token"));
+    let (_, v) = status_json(
+        s.token_basic(
+            RS1.0,
+            RS1.1,
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(v["error"], "invalid_grant");
+    // Garbage is fine too.
+    let r = s
+        .http
+        .post(s.url("/revoke"))
+        .basic_auth(RS1.0, Some(RS1.1))
+        .form(&[("token", "garbage")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _: Value = r.json().await.unwrap();
+}
