@@ -23,6 +23,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+
+use crate::runtime::RuntimeConfig;
 use serde::{Deserialize, Serialize};
 
 /// Every knob of the server. Build one with [`Config::new`] (tests, embedding) or
@@ -111,6 +113,50 @@ pub struct Config {
 
     /// Users declared in the file (see the module documentation).
     pub users: Vec<UserConfig>,
+
+    /// The plugin sandbox: fuel, deadline, memory, stack, output and log limits, module size,
+    /// compile timeout and concurrency (`[runtime]` table; each knob is documented on
+    /// [`RuntimeConfig`]). Its `cache_dir` defaults to `<data_dir>/compiled`.
+    pub runtime: RuntimeConfig,
+
+    /// Per-owner quotas and audit retention of the owner policy API (`[policy]` table).
+    pub policy: PolicyLimits,
+}
+
+/// Per-owner limits of the owner policy API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyLimits {
+    /// Module versions one owner may hold. Default: 50. Every module costs a compilation and
+    /// cache space; the cap also bounds what one account can make the server compile
+    /// (security-lessons S4).
+    pub max_modules_per_owner: usize,
+
+    /// Bytes of modules one owner may hold, summed over versions. Default: 128 MiB (a few
+    /// Python components, hundreds of Rust ones).
+    pub max_module_bytes_per_owner: usize,
+
+    /// Policies one owner may define. Default: 500.
+    pub max_policies_per_owner: usize,
+
+    /// Policies bound to one resource. Default: 16. Each is one sandboxed evaluation per
+    /// permission of every grant, so this bounds the work one request can cause.
+    pub max_bindings_per_resource: usize,
+
+    /// Audit entries kept per owner; the oldest go first. Default: 10 000.
+    pub audit_entries_per_owner: usize,
+}
+
+impl Default for PolicyLimits {
+    fn default() -> Self {
+        PolicyLimits {
+            max_modules_per_owner: 50,
+            max_module_bytes_per_owner: 128 << 20,
+            max_policies_per_owner: 500,
+            max_bindings_per_resource: 16,
+            audit_entries_per_owner: 10_000,
+        }
+    }
 }
 
 /// A client declared in the config file.
@@ -163,6 +209,8 @@ impl Default for Config {
             allow_insecure_http: false,
             clients: Vec::new(),
             users: Vec::new(),
+            runtime: RuntimeConfig::default(),
+            policy: PolicyLimits::default(),
         }
     }
 }

@@ -61,6 +61,13 @@ pub enum Error {
     /// The admin credential is missing or wrong (401), or the admin API is disabled (404).
     #[error("admin credential required")]
     AdminUnauthorized,
+    /// An uploaded module failed ingest (400 `invalid_module`); the message names the problem
+    /// (bad import, wrong world, size, invalid Wasm…) and is shown to the owner.
+    #[error("invalid_module: {0}")]
+    InvalidModule(String),
+    /// An owner's quota would be exceeded (403 `quota_exceeded`).
+    #[error("quota_exceeded: {0}")]
+    QuotaExceeded(String),
     /// Anything that is our fault (storage, crypto). Logged; answered `server_error` 500 without
     /// details.
     #[error("internal error: {0}")]

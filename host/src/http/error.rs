@@ -116,6 +116,8 @@ impl IntoResponse for Error {
             }
             Error::NotFound => body(S::NOT_FOUND, "not_found", None),
             Error::Conflict(d) => body(S::CONFLICT, "conflict", Some(d)),
+            Error::InvalidModule(d) => body(S::BAD_REQUEST, "invalid_module", Some(d)),
+            Error::QuotaExceeded(d) => body(S::FORBIDDEN, "quota_exceeded", Some(d)),
             Error::AdminUnauthorized => {
                 let mut r = body(
                     S::UNAUTHORIZED,

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod error;
 pub mod extract;
+pub mod owner;
 mod handlers;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ use tracing::Level;
 use crate::config::Config;
 use crate::keys::Keys;
 use crate::oauth::clients::SecretHasher;
+use crate::runtime::Runtime;
 use crate::store::{SledStore, Store, unix_now};
 use crate::uma::discovery::paths;
 
@@ -34,6 +36,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub keys: Arc<Keys>,
     pub secrets: Arc<SecretHasher>,
+    /// The Wasm plugin runtime every policy and claims plugin runs in.
+    pub runtime: Runtime,
 }
 
 impl AppState {
@@ -48,11 +52,17 @@ impl AppState {
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
         let keys = Keys::load(store.clone(), config.max_signed_token_lifetime_secs()).await?;
         let secrets = SecretHasher::load(store.as_ref()).await?;
+        let mut runtime_config = config.runtime.clone();
+        if runtime_config.cache_dir.is_none() {
+            runtime_config.cache_dir = Some(config.data_dir.join("compiled"));
+        }
+        let runtime = Runtime::new(runtime_config)?;
         let state = AppState {
             config: Arc::new(config),
             store,
             keys: Arc::new(keys),
             secrets: Arc::new(secrets),
+            runtime,
         };
         crate::oauth::clients::apply_config(&state, &state.config.clients).await?;
         crate::oauth::users::apply_config(&state, &state.config.users).await?;
@@ -89,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::PERMISSION, post(h::permission))
         .route(paths::REGISTER, post(h::register))
         .nest("/admin", admin::router())
+        .nest("/owner", owner::router())
         .fallback(h::not_found);
     let app = if base.is_empty() {
         api

@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Limits and sizing of the plugin runtime.
 ///
 /// Every evaluation runs under all of these at once (security-lessons S3): exceeding any of them
 /// turns the evaluation into a denial whose reason names the limit, never a crash of the host.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Instruction budget of one evaluation, in wasmtime fuel units (roughly one per Wasm
@@ -146,11 +146,15 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// Durations in configuration files are whole milliseconds.
+/// Durations in configuration files are whole milliseconds (`deadline = 250`).
 mod millis {
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(d)?))

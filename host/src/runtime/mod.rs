@@ -139,6 +139,11 @@ impl Runtime {
         &self.inner.config
     }
 
+    /// The module with this digest, if it was ingested before in this process.
+    pub fn loaded(&self, digest: &str) -> Option<Arc<Module>> {
+        self.inner.modules.lock().unwrap().get(digest).cloned()
+    }
+
     /// The one ingest path (security-lessons S1): validate, check the surface, compile (or load
     /// our own cached artifact), link. Blocking: call it off the async reactor.
     pub fn ingest(&self, bytes: &[u8]) -> Result<Arc<Module>, IngestError> {

@@ -11,6 +11,7 @@
 //!   are consumed with an atomic `take_*`, so two concurrent redemptions cannot both succeed
 //!   (S19). Expired objects are never returned.
 
+pub mod policy;
 mod sled_store;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use policy::PolicyStore;
 pub use sled_store::SledStore;
 
 use crate::error::Result;
@@ -224,7 +226,7 @@ pub struct KeyRecord {
 
 /// Storage of everything the server remembers. All methods are durable on return.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: PolicyStore + Send + Sync + 'static {
     // --- clients ---
     /// Creates the client; `Ok(false)` if the id is taken.
     async fn create_client(&self, client: &Client) -> Result<bool>;

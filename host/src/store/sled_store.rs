@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 use super::*;
 use crate::error::Error;
 
+mod policy;
+
 /// Objects that carry their own expiry (unix seconds).
 trait Expiring {
     fn exp(&self) -> u64;

@@ -1,0 +1,367 @@
+//! The owner policy API (`/owner/…`): a resource owner uploads modules, makes policies of them,
+//! binds policies to resources, dry-runs hypothetical requests and reads the decision audit.
+//!
+//! Who may do what:
+//! - a token with scope `uma_policy` issued to the owner through the authorization code flow
+//!   (the owner logged in), or a PAT from `client_credentials` (a resource server that owns its
+//!   resources itself): everything, for that owner;
+//! - a PAT that a resource server holds for a user (`uma_protection` through the authorization
+//!   code flow): read the owner's modules and policies, and bind, dry-run and read the audit of
+//!   the resources registered by that resource server only. It cannot upload or delete code, nor
+//!   create or delete policies.
+//!
+//! Everything is scoped to the caller's owner; another owner's objects answer 404.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::extract::{StrictJson, read_body};
+use crate::error::{Error, Result};
+use crate::oauth::UMA_PROTECTION;
+use crate::oauth::access_token::validate;
+use crate::policy::{self, NewPolicy, Question, UMA_POLICY};
+use crate::runtime::{Claim, Provenance};
+use crate::store::policy::{AuditQuery, ResourcePolicy};
+use crate::store::{Owner, ResourceScope};
+use crate::uma::pat::bearer_token;
+
+/// The authenticated owner.
+#[derive(Debug, Clone)]
+pub struct OwnerAuth {
+    pub owner: Owner,
+    /// Set when the caller is a PAT held by a resource server for a user: it may act only on
+    /// that resource server's resources, and may not change code or policies.
+    pub resource_server: Option<String>,
+}
+
+impl OwnerAuth {
+    fn require_full(&self) -> Result<()> {
+        match &self.resource_server {
+            None => Ok(()),
+            Some(_) => Err(Error::InsufficientScope(UMA_POLICY)),
+        }
+    }
+
+    /// The scope of a resource of resource server `rs`, if this caller may act on it.
+    fn resource_scope(&self, rs: &str) -> Result<ResourceScope> {
+        if self.resource_server.as_deref().is_some_and(|own| own != rs) {
+            // Another resource server's resources do not exist for this caller.
+            return Err(Error::NotFound);
+        }
+        Ok(ResourceScope {
+            owner: self.owner.clone(),
+            resource_server: rs.to_string(),
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for OwnerAuth {
+    type Rejection = Error;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = bearer_token(&parts.headers)?.ok_or(Error::MissingToken)?;
+        let claims = validate(state, token).await?.map_err(Error::InvalidToken)?;
+        if claims.is_rpt() || claims.aud != state.config.issuer {
+            return Err(Error::InsufficientScope(UMA_POLICY));
+        }
+        let owner = claims
+            .subject()
+            .ok_or_else(|| Error::InvalidToken("unknown subject kind".into()))?;
+        let exists = match &owner {
+            Owner::User(u) => state.store.get_user(u).await?.is_some(),
+            Owner::Client(c) => state.store.get_client(c).await?.is_some(),
+        };
+        if !exists {
+            return Err(Error::InvalidToken("the token's owner no longer exists".into()));
+        }
+        let rs_itself = matches!(&owner, Owner::Client(c) if *c == claims.client_id);
+        if claims.has_scope(UMA_POLICY) && matches!(owner, Owner::User(_)) {
+            Ok(OwnerAuth {
+                owner,
+                resource_server: None,
+            })
+        } else if claims.has_scope(UMA_PROTECTION) {
+            Ok(OwnerAuth {
+                owner,
+                resource_server: (!rs_itself).then(|| claims.client_id.clone()),
+            })
+        } else {
+            Err(Error::InsufficientScope(UMA_POLICY))
+        }
+    }
+}
+
+/// The routes, mounted at `/owner`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/modules", get(list_modules))
+        .route("/modules/{name}", post(upload_module))
+        .route(
+            "/modules/{name}/{version}",
+            get(show_module).delete(delete_module),
+        )
+        .route("/policies", get(list_policies).post(create_policy))
+        .route("/policies/{id}", get(show_policy).delete(delete_policy))
+        .route(
+            "/resources/{rs}/{id}/policy",
+            get(show_binding).put(put_binding).delete(delete_binding),
+        )
+        .route("/resources/{rs}/{id}/dry-run", post(dry_run))
+        .route("/audit", get(audit))
+}
+
+async fn list_modules(State(s): State<AppState>, who: OwnerAuth) -> Result<Json<serde_json::Value>> {
+    let owned = policy::list_modules(&s, &who.owner).await?;
+    let builtin = {
+        let s = s.clone();
+        tokio::task::spawn_blocking(move || policy::builtin_modules(&s))
+            .await
+            .map_err(Error::internal)?
+    };
+    Ok(Json(json!({ "owned": owned, "builtin": builtin })))
+}
+
+/// The component: the raw body (`application/wasm` or `application/octet-stream`), or the
+/// first file part of a `multipart/form-data` body.
+async fn module_bytes(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>> {
+    let limit = s.runtime.config().max_module_bytes;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.to_ascii_lowercase();
+    if media.starts_with("multipart/form-data") {
+        // The boundary is case-sensitive: parse it from the header as sent.
+        let boundary = multer::parse_boundary(content_type)
+            .map_err(|e| Error::invalid_request(format!("multipart body: {e}")))?;
+        let bytes = read_body(headers, body, limit + 64 * 1024).await?;
+        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
+        let mut multipart = multer::Multipart::new(stream, boundary);
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| Error::invalid_request(format!("multipart body: {e}")))?
+        {
+            if field.file_name().is_some() || field.name() == Some("module") {
+                let data = field
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::invalid_request(format!("multipart body: {e}")))?;
+                return Ok(data.to_vec());
+            }
+        }
+        return Err(Error::invalid_request(
+            "the multipart body has no file part (name it `module`)",
+        ));
+    }
+    if !(media.starts_with("application/wasm") || media.starts_with("application/octet-stream")) {
+        return Err(Error::invalid_request(
+            "Content-Type must be application/wasm, application/octet-stream or multipart/form-data",
+        ));
+    }
+    Ok(read_body(headers, body, limit).await?.to_vec())
+}
+
+async fn upload_module(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    who.require_full()?;
+    let bytes = module_bytes(&s, &headers, body).await?;
+    let view = policy::upload_module(&s, &who.owner, &name, bytes).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn show_module(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Path((name, version)): Path<(String, u32)>,
+) -> Result<Json<policy::ModuleView>> {
+    Ok(Json(policy::get_module(&s, &who.owner, &name, version).await?))
+}
+
+async fn delete_module(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Path((name, version)): Path<(String, u32)>,
+) -> Result<StatusCode> {
+    who.require_full()?;
+    policy::delete_module(&s, &who.owner, &name, version).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_policies(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+) -> Result<Json<serde_json::Value>> {
+    let policies = s.store.list_policies(&who.owner).await?;
+    Ok(Json(json!(policies)))
+}
+
+async fn create_policy(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    StrictJson(new): StrictJson<NewPolicy>,
+) -> Result<Response> {
+    who.require_full()?;
+    let created = policy::create_policy(&s, &who.owner, new).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn show_policy(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Path(id): Path<String>,
+) -> Result<Json<crate::store::policy::PolicyRecord>> {
+    Ok(Json(policy::get_policy(&s, &who.owner, &id).await?))
+}
+
+async fn delete_policy(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    who.require_full()?;
+    policy::delete_policy(&s, &who.owner, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn show_binding(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Path((rs, id)): Path<(String, String)>,
+) -> Result<Json<ResourcePolicy>> {
+    let scope = who.resource_scope(&rs)?;
+    Ok(Json(policy::bindings(&s, &scope, &id).await?))
+}
+
+async fn put_binding(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Path((rs, id)): Path<(String, String)>,
+    StrictJson(binding): StrictJson<ResourcePolicy>,
+) -> Result<Json<ResourcePolicy>> {
+    let scope = who.resource_scope(&rs)?;
+    Ok(Json(policy::bind(&s, &scope, &id, binding).await?))
+}
+
+async fn delete_binding(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Path((rs, id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let scope = who.resource_scope(&rs)?;
+    policy::bind(&s, &scope, &id, ResourcePolicy::default()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A hypothetical request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DryRun {
+    client_id: String,
+    scopes: Vec<String>,
+    #[serde(default)]
+    claims: Vec<HypotheticalClaim>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HypotheticalClaim {
+    name: String,
+    value: serde_json::Value,
+    /// Default: `{"kind": "server"}`.
+    #[serde(default)]
+    provenance: Option<Provenance>,
+}
+
+async fn dry_run(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Path((rs, id)): Path<(String, String)>,
+    StrictJson(req): StrictJson<DryRun>,
+) -> Result<Json<serde_json::Value>> {
+    let scope = who.resource_scope(&rs)?;
+    let resource = s
+        .store
+        .get_resource(&scope, &id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    if let Some(bad) = req
+        .scopes
+        .iter()
+        .find(|x| !resource.resource_scopes.contains(x))
+    {
+        return Err(Error::InvalidScope(format!(
+            "scope {bad:?} is not registered for resource {id}"
+        )));
+    }
+    let question = Question {
+        scope: &scope,
+        resource_id: &id,
+        resource: &resource,
+        requested_scopes: req.scopes,
+        client_id: &req.client_id,
+        claims: req
+            .claims
+            .into_iter()
+            .map(|c| Claim {
+                name: c.name,
+                value: c.value,
+                provenance: c.provenance.unwrap_or(Provenance::Server),
+            })
+            .collect(),
+        now_ms: policy::now_ms(),
+    };
+    let evaluation = policy::evaluate(&s, &question).await?;
+    let combined = &evaluation.combined;
+    let mut out = json!({
+        "decision": combined.label(),
+        "granted_scopes": combined.granted(),
+        "strategy": evaluation.strategy,
+        "policies": evaluation.verdicts,
+    });
+    match combined {
+        policy::strategy::Combined::NeedInfo { required, .. } => {
+            out["required_claims"] = json!(required);
+        }
+        policy::strategy::Combined::DeferToOwner { messages, .. } => {
+            out["owner_messages"] = json!(messages);
+        }
+        _ => {}
+    }
+    if evaluation.verdicts.is_empty() {
+        out["explanation"] =
+            json!("no policy decides these scopes: nothing is granted to anyone but the owner");
+    }
+    Ok(Json(out))
+}
+
+async fn audit(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Query(mut q): Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>> {
+    let entries = s.store.query_audit(&who.owner, &q).await?;
+    let entries: Vec<_> = match &who.resource_server {
+        // A resource server's PAT sees only decisions about its own resources.
+        Some(rs) => entries
+            .into_iter()
+            .filter(|e| &e.resource_server == rs)
+            .collect(),
+        None => entries,
+    };
+    q.after = entries.last().map(|e| e.seq);
+    Ok(Json(json!({ "entries": entries, "next_after": q.after })))
+}

@@ -1,0 +1,530 @@
+//! Owner policies: the modules owners upload, the policies they make of them (module +
+//! configuration), the policies bound to each resource and how they combine, dry-runs, and the
+//! decision audit.
+//!
+//! Everything here takes the caller's [`Owner`] (and, for resources, the resource server) from
+//! an authenticated token, never from a request body, and the store offers no unscoped lookup
+//! (security-lessons S8-S12, S17).
+
+pub mod strategy;
+
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::http::AppState;
+use crate::keys::random_token;
+use crate::plugins;
+use crate::runtime::{self, Claim, IngestError, Module, PolicyInput, ServerContext, World};
+use crate::store::policy::*;
+use crate::store::{Owner, ResourceDescription, ResourceScope, unix_now};
+use strategy::{Combined, Vote};
+
+/// The scope of an access token with which a resource owner manages their policies.
+pub const UMA_POLICY: &str = "uma_policy";
+
+/// Milliseconds since the Unix epoch: the server time handed to plugins.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn check_name(kind: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_request(format!(
+            "{kind} name must be 1-64 characters of a-z, 0-9, '-', '_', '.', starting with a letter or digit"
+        )))
+    }
+}
+
+/// Run the runtime's ingest off the async reactor.
+async fn ingest(state: &AppState, bytes: Arc<[u8]>) -> Result<Result<Arc<Module>, IngestError>> {
+    let runtime = state.runtime.clone();
+    tokio::task::spawn_blocking(move || runtime.ingest(&bytes))
+        .await
+        .map_err(Error::internal)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modules
+
+/// A module as the owner API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModuleView {
+    #[serde(flatten)]
+    pub record: ModuleRecord,
+    /// `owned` or `builtin`.
+    pub library: String,
+    /// Whether it fits the sandbox's limits (it passed ingest, so always true; kept so clients
+    /// can show what it fits).
+    pub limits: LimitsView,
+}
+
+/// The sandbox limits a module runs under.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitsView {
+    pub fuel: u64,
+    pub deadline_ms: u64,
+    pub max_memory_bytes: usize,
+    pub max_output_bytes: usize,
+}
+
+fn limits(state: &AppState) -> LimitsView {
+    let c = state.runtime.config();
+    LimitsView {
+        fuel: c.fuel,
+        deadline_ms: c.deadline.as_millis() as u64,
+        max_memory_bytes: c.max_memory_bytes,
+        max_output_bytes: c.max_output_bytes,
+    }
+}
+
+fn record_of(name: &str, module: &Module) -> ModuleRecord {
+    ModuleRecord {
+        name: name.to_string(),
+        version: 0,
+        digest: module.digest.clone(),
+        world: module.world,
+        size: module.size,
+        imports: module.imports.clone(),
+        exports: module.exports.clone(),
+        created_at: unix_now(),
+    }
+}
+
+/// Upload a new version of the owner's module `name`. The bytes go through the runtime's one
+/// ingest path before anything is stored.
+pub async fn upload_module(
+    state: &AppState,
+    owner: &Owner,
+    name: &str,
+    bytes: Vec<u8>,
+) -> Result<ModuleView> {
+    check_name("module", name)?;
+    let limits_cfg = &state.config.policy;
+    if bytes.len() > limits_cfg.max_module_bytes_per_owner {
+        return Err(Error::QuotaExceeded(format!(
+            "the module is {} bytes; an owner may hold {} bytes of modules",
+            bytes.len(),
+            limits_cfg.max_module_bytes_per_owner
+        )));
+    }
+    let bytes: Arc<[u8]> = bytes.into();
+    let module = ingest(state, bytes.clone())
+        .await?
+        .map_err(|e| Error::InvalidModule(e.to_string()))?;
+    state
+        .store
+        .put_module_bytes(&module.digest, &bytes)
+        .await?;
+    let record = state
+        .store
+        .create_module_version(
+            owner,
+            record_of(name, &module),
+            limits_cfg.max_modules_per_owner,
+            limits_cfg.max_module_bytes_per_owner,
+        )
+        .await?
+        .ok_or_else(|| {
+            Error::QuotaExceeded(format!(
+                "an owner may hold {} module versions and {} bytes of modules; delete some first",
+                limits_cfg.max_modules_per_owner, limits_cfg.max_module_bytes_per_owner
+            ))
+        })?;
+    Ok(ModuleView {
+        record,
+        library: "owned".into(),
+        limits: limits(state),
+    })
+}
+
+/// The built-in plugins, as read-only modules every owner can use.
+pub fn builtin_modules(state: &AppState) -> Vec<ModuleView> {
+    plugins::BUILTINS
+        .iter()
+        .filter_map(|b| {
+            let module = state.runtime.ingest(b.bytes).ok()?;
+            let mut record = record_of(b.name, &module);
+            record.version = 1;
+            record.created_at = 0;
+            Some(ModuleView {
+                record,
+                library: "builtin".into(),
+                limits: limits(state),
+            })
+        })
+        .collect()
+}
+
+pub async fn list_modules(state: &AppState, owner: &Owner) -> Result<Vec<ModuleView>> {
+    Ok(state
+        .store
+        .list_modules(owner)
+        .await?
+        .into_iter()
+        .map(|record| ModuleView {
+            record,
+            library: "owned".into(),
+            limits: limits(state),
+        })
+        .collect())
+}
+
+pub async fn get_module(
+    state: &AppState,
+    owner: &Owner,
+    name: &str,
+    version: u32,
+) -> Result<ModuleView> {
+    let record = state
+        .store
+        .get_module(owner, name, version)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(ModuleView {
+        record,
+        library: "owned".into(),
+        limits: limits(state),
+    })
+}
+
+pub async fn delete_module(state: &AppState, owner: &Owner, name: &str, version: u32) -> Result<()> {
+    if state.store.delete_module(owner, name, version).await? {
+        Ok(())
+    } else {
+        Err(Error::NotFound)
+    }
+}
+
+/// The compiled module a reference names, loaded into the runtime (from the compiled cache when
+/// the server compiled it before).
+pub async fn load_module(state: &AppState, owner: &Owner, r: &ModuleRef) -> Result<Arc<Module>> {
+    match r {
+        ModuleRef::Builtin { name } => {
+            let b = plugins::builtin(name)
+                .ok_or_else(|| Error::invalid_request(format!("no built-in module `{name}`")))?;
+            if let Some(m) = state.runtime.loaded(builtin_digest(b)) {
+                return Ok(m);
+            }
+            ingest(state, b.bytes.into())
+                .await?
+                .map_err(|e| Error::internal(format!("built-in {name}: {e}")))
+        }
+        ModuleRef::Owned { name, version } => {
+            let record = state
+                .store
+                .get_module(owner, name, *version)
+                .await?
+                .ok_or_else(|| Error::invalid_request(format!("module {r} does not exist")))?;
+            if let Some(m) = state.runtime.loaded(&record.digest) {
+                return Ok(m);
+            }
+            let bytes = state
+                .store
+                .get_module_bytes(&record.digest)
+                .await?
+                .ok_or_else(|| Error::internal(format!("bytes of module {r} are missing")))?;
+            ingest(state, bytes.into())
+                .await?
+                .map_err(|e| Error::internal(format!("stored module {r}: {e}")))
+        }
+    }
+}
+
+fn builtin_digest(b: &'static plugins::Builtin) -> &'static str {
+    static DIGESTS: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+    let all = DIGESTS.get_or_init(|| {
+        plugins::BUILTINS
+            .iter()
+            .map(|b| (b.name, runtime::digest(b.bytes)))
+            .collect()
+    });
+    all.iter()
+        .find(|(n, _)| *n == b.name)
+        .map(|(_, d)| d.as_str())
+        .unwrap_or("")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policies
+
+/// What an owner sends to create a policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPolicy {
+    pub name: String,
+    pub module: ModuleRef,
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+/// Create a policy; its configuration is checked by the module's own `validate-config`.
+pub async fn create_policy(state: &AppState, owner: &Owner, new: NewPolicy) -> Result<PolicyRecord> {
+    if new.name.trim().is_empty() || new.name.len() > 100 || new.name.chars().any(char::is_control)
+    {
+        return Err(Error::invalid_request(
+            "policy name must be 1-100 printable characters",
+        ));
+    }
+    if state.store.list_policies(owner).await?.len() >= state.config.policy.max_policies_per_owner {
+        return Err(Error::QuotaExceeded(format!(
+            "an owner may define {} policies",
+            state.config.policy.max_policies_per_owner
+        )));
+    }
+    let module = load_module(state, owner, &new.module).await?;
+    if module.world != World::Policy {
+        return Err(Error::invalid_request(format!(
+            "module {} is a claims plugin ({}), not a policy",
+            new.module,
+            module.world.name()
+        )));
+    }
+    let config = new.config.to_string();
+    let runtime = state.runtime.clone();
+    let m = module.clone();
+    let verdict = tokio::task::spawn_blocking(move || runtime.validate_config(&m, &config, now_ms()))
+        .await
+        .map_err(Error::internal)?;
+    match verdict {
+        Ok(Ok(())) => {}
+        Ok(Err(message)) => {
+            return Err(Error::invalid_request(format!(
+                "configuration rejected by module {}: {message}",
+                new.module
+            )));
+        }
+        Err(failure) => {
+            return Err(Error::invalid_request(format!(
+                "module {} failed while validating the configuration: {failure}",
+                new.module
+            )));
+        }
+    }
+    let policy = PolicyRecord {
+        id: random_token(12)?,
+        name: new.name,
+        module: new.module,
+        config: new.config,
+        description: new.description,
+        created_at: unix_now(),
+    };
+    if !state.store.create_policy(owner, &policy).await? {
+        return Err(Error::Conflict(format!(
+            "a policy named {:?} already exists",
+            policy.name
+        )));
+    }
+    Ok(policy)
+}
+
+pub async fn get_policy(state: &AppState, owner: &Owner, id: &str) -> Result<PolicyRecord> {
+    state
+        .store
+        .get_policy(owner, id)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+pub async fn delete_policy(state: &AppState, owner: &Owner, id: &str) -> Result<()> {
+    if state.store.delete_policy(owner, id).await? {
+        Ok(())
+    } else {
+        Err(Error::NotFound)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bindings
+
+/// Bind policies to a resource of the caller's scope, replacing its previous bindings.
+pub async fn bind(
+    state: &AppState,
+    scope: &ResourceScope,
+    resource_id: &str,
+    policy: ResourcePolicy,
+) -> Result<ResourcePolicy> {
+    let resource = state
+        .store
+        .get_resource(scope, resource_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    if policy.bindings.len() > state.config.policy.max_bindings_per_resource {
+        return Err(Error::invalid_request(format!(
+            "at most {} policies may be bound to one resource",
+            state.config.policy.max_bindings_per_resource
+        )));
+    }
+    for b in &policy.bindings {
+        if let Some(scopes) = &b.scopes {
+            if scopes.is_empty() {
+                return Err(Error::invalid_request(
+                    "a binding's scopes, when given, must name at least one scope",
+                ));
+            }
+            if let Some(s) = scopes.iter().find(|s| !resource.resource_scopes.contains(s)) {
+                return Err(Error::InvalidScope(format!(
+                    "scope {s:?} is not registered for resource {resource_id}"
+                )));
+            }
+        }
+    }
+    state
+        .store
+        .put_resource_policy(scope, resource_id, &policy)
+        .await?;
+    Ok(policy)
+}
+
+pub async fn bindings(
+    state: &AppState,
+    scope: &ResourceScope,
+    resource_id: &str,
+) -> Result<ResourcePolicy> {
+    if state.store.get_resource(scope, resource_id).await?.is_none() {
+        return Err(Error::NotFound);
+    }
+    Ok(state
+        .store
+        .get_resource_policy(scope, resource_id)
+        .await?
+        .unwrap_or_default())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation: the one path from a permission to a decision, used by dry-runs and the grant.
+
+/// One permission to decide.
+pub struct Question<'a> {
+    pub scope: &'a ResourceScope,
+    pub resource_id: &'a str,
+    pub resource: &'a ResourceDescription,
+    pub requested_scopes: Vec<String>,
+    pub client_id: &'a str,
+    pub claims: Vec<Claim>,
+    pub now_ms: u64,
+}
+
+/// The decision with its explanation.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub strategy: Strategy,
+    pub combined: Combined,
+    pub verdicts: Vec<PolicyVerdict>,
+}
+
+/// Run every policy bound to the resource and combine them by the owner's strategy.
+pub async fn evaluate(state: &AppState, q: &Question<'_>) -> Result<Evaluation> {
+    let owner = &q.scope.owner;
+    let rp = state
+        .store
+        .get_resource_policy(q.scope, q.resource_id)
+        .await?
+        .unwrap_or_default();
+    let context = ServerContext {
+        now_ms: q.now_ms,
+        client_id: q.client_id.to_string(),
+        issuer: state.config.issuer.clone(),
+    };
+    let mut verdicts = Vec::new();
+    for binding in &rp.bindings {
+        let scopes: Vec<String> = q
+            .requested_scopes
+            .iter()
+            .filter(|s| binding.scopes.as_ref().is_none_or(|b| b.contains(s)))
+            .cloned()
+            .collect();
+        if scopes.is_empty() && !q.requested_scopes.is_empty() {
+            continue;
+        }
+        let Some(policy) = state.store.get_policy(owner, &binding.policy).await? else {
+            continue;
+        };
+        let module = load_module(state, owner, &policy.module).await?;
+        let input = PolicyInput {
+            permission: runtime::Permission {
+                resource_id: q.resource_id.to_string(),
+                owner: owner.to_string(),
+                resource_server: q.scope.resource_server.clone(),
+                resource_type: q.resource.resource_type.clone(),
+                resource_name: q.resource.name.clone(),
+                registered_scopes: q.resource.resource_scopes.clone(),
+                requested_scopes: scopes.clone(),
+            },
+            context: context.clone(),
+            claims: q.claims.clone(),
+            config: policy.config.to_string(),
+        };
+        let outcome = state.runtime.evaluate_policy(module, input).await;
+        verdicts.push(PolicyVerdict {
+            policy: policy.id.clone(),
+            policy_name: policy.name.clone(),
+            module: policy.module.to_string(),
+            scopes,
+            decision: outcome.decision,
+            failure: outcome.failure,
+            fuel_used: outcome.usage.fuel_used,
+            elapsed_us: outcome.usage.elapsed.as_micros() as u64,
+            logs: outcome.usage.logs,
+        });
+    }
+    let votes: Vec<Vote> = verdicts
+        .iter()
+        .map(|v| Vote {
+            scopes: &v.scopes,
+            decision: &v.decision,
+        })
+        .collect();
+    let combined = strategy::combine(rp.strategy, &q.requested_scopes, &votes);
+    Ok(Evaluation {
+        strategy: rp.strategy,
+        combined,
+        verdicts,
+    })
+}
+
+/// Record a real evaluation in the owner's audit log.
+pub async fn audit(
+    state: &AppState,
+    q: &Question<'_>,
+    requesting_party: Option<String>,
+    evaluation: &Evaluation,
+) -> Result<u64> {
+    let entry = AuditEntry {
+        seq: 0,
+        at: q.now_ms / 1000,
+        resource_server: q.scope.resource_server.clone(),
+        resource_id: q.resource_id.to_string(),
+        client_id: q.client_id.to_string(),
+        requesting_party,
+        requested_scopes: q.requested_scopes.clone(),
+        granted_scopes: evaluation.combined.granted().to_vec(),
+        outcome: evaluation.combined.label().to_string(),
+        policies: evaluation.verdicts.clone(),
+    };
+    state
+        .store
+        .append_audit(
+            &q.scope.owner,
+            entry,
+            state.config.policy.audit_entries_per_owner,
+        )
+        .await
+}

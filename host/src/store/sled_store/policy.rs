@@ -1,0 +1,397 @@
+//! [`PolicyStore`] on sled. Checks that must hold across objects — a module in use is not
+//! deleted, a bound policy is not deleted, quotas are not exceeded, a binding names existing
+//! policies — run in one sled transaction with the write, using reference counters, so
+//! concurrent requests cannot slip between the check and the write.
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use super::*;
+use crate::store::policy::*;
+
+fn owner_prefix(owner: &Owner) -> Vec<u8> {
+    let mut k = owner.to_string().into_bytes();
+    k.push(0);
+    k
+}
+
+fn named_key(owner: &Owner, name: &str) -> Vec<u8> {
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    k
+}
+
+fn module_key(owner: &Owner, name: &str, version: u32) -> Vec<u8> {
+    let mut k = named_key(owner, name);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+fn policy_key(owner: &Owner, id: &str) -> Vec<u8> {
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn audit_key(owner: &Owner, seq: u64) -> Vec<u8> {
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn get_u64(t: &TransactionalTree, key: &[u8]) -> Result<u64, ConflictableTransactionError<Error>> {
+    Ok(t.get(key)?
+        .map(|v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
+        .unwrap_or(0))
+}
+
+fn add_u64(
+    t: &TransactionalTree,
+    key: &[u8],
+    delta: i64,
+) -> Result<u64, ConflictableTransactionError<Error>> {
+    let n = (get_u64(t, key)? as i64 + delta).max(0) as u64;
+    if n == 0 {
+        t.remove(key)?;
+    } else {
+        t.insert(key, &n.to_be_bytes())?;
+    }
+    Ok(n)
+}
+
+fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn txn_enc<T: Serialize>(v: &T) -> Result<Vec<u8>, ConflictableTransactionError<Error>> {
+    serde_json::to_vec(v).map_err(|e| ConflictableTransactionError::Abort(e.into()))
+}
+
+fn txn_dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, ConflictableTransactionError<Error>> {
+    serde_json::from_slice(b).map_err(|e| ConflictableTransactionError::Abort(e.into()))
+}
+
+fn unwrap_txn<T>(r: Result<T, TransactionError<Error>>) -> Result<T> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => e.into(),
+    })
+}
+
+/// Owner usage: (module versions, bytes).
+#[derive(Serialize, Deserialize, Default)]
+struct Usage {
+    count: usize,
+    bytes: usize,
+}
+
+impl SledStore {
+    fn tree(&self, name: &str) -> Result<sled::Tree> {
+        Ok(self.db.open_tree(name)?)
+    }
+}
+
+#[async_trait]
+impl PolicyStore for SledStore {
+    async fn put_module_bytes(&self, digest: &str, bytes: &[u8]) -> Result<()> {
+        self.tree("module_blobs")?.insert(digest, bytes)?;
+        self.flush().await
+    }
+
+    async fn get_module_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree("module_blobs")?.get(digest)?.map(|v| v.to_vec()))
+    }
+
+    async fn create_module_version(
+        &self,
+        owner: &Owner,
+        mut record: ModuleRecord,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<Option<ModuleRecord>> {
+        let modules = self.tree("modules")?;
+        let latest = self.tree("module_latest")?;
+        let usage = self.tree("module_usage")?;
+        let blob_refs = self.tree("module_blob_refs")?;
+        let owner_key = owner_prefix(owner);
+        let name_key = named_key(owner, &record.name);
+        let created = unwrap_txn((&modules, &latest, &usage, &blob_refs).transaction(
+            |(modules, latest, usage, blob_refs)| {
+                let mut u: Usage = match usage.get(&owner_key)? {
+                    Some(v) => txn_dec(&v)?,
+                    None => Usage::default(),
+                };
+                if u.count + 1 > max_count || u.bytes + record.size > max_bytes {
+                    return Ok(None);
+                }
+                let version = match latest.get(&name_key)? {
+                    Some(v) => u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])) + 1,
+                    None => 1,
+                };
+                latest.insert(name_key.as_slice(), &version.to_be_bytes())?;
+                u.count += 1;
+                u.bytes += record.size;
+                usage.insert(owner_key.as_slice(), txn_enc(&u)?)?;
+                add_u64(blob_refs, record.digest.as_bytes(), 1)?;
+                let mut r = record.clone();
+                r.version = version;
+                modules.insert(module_key(owner, &r.name, version), txn_enc(&r)?)?;
+                Ok(Some(r))
+            },
+        ))?;
+        if let Some(r) = &created {
+            record.version = r.version;
+            self.flush().await?;
+        }
+        Ok(created)
+    }
+
+    async fn get_module(
+        &self,
+        owner: &Owner,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<ModuleRecord>> {
+        match self.tree("modules")?.get(module_key(owner, name, version))? {
+            Some(v) => Ok(Some(dec(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_modules(&self, owner: &Owner) -> Result<Vec<ModuleRecord>> {
+        self.tree("modules")?
+            .scan_prefix(owner_prefix(owner))
+            .map(|kv| dec(&kv?.1))
+            .collect()
+    }
+
+    async fn delete_module(&self, owner: &Owner, name: &str, version: u32) -> Result<bool> {
+        let modules = self.tree("modules")?;
+        let refs = self.tree("module_refs")?;
+        let usage = self.tree("module_usage")?;
+        let blob_refs = self.tree("module_blob_refs")?;
+        let blobs = self.tree("module_blobs")?;
+        let key = module_key(owner, name, version);
+        let owner_key = owner_prefix(owner);
+        let deleted = unwrap_txn((&modules, &refs, &usage, &blob_refs, &blobs).transaction(
+            |(modules, refs, usage, blob_refs, blobs)| {
+                let Some(v) = modules.get(&key)? else {
+                    return Ok(false);
+                };
+                let record: ModuleRecord = txn_dec(&v)?;
+                let users = get_u64(refs, &key)?;
+                if users > 0 {
+                    return abort(Error::Conflict(format!(
+                        "module {name}@{version} is used by {users} polic{}; delete or change them first",
+                        if users == 1 { "y" } else { "ies" }
+                    )));
+                }
+                modules.remove(key.as_slice())?;
+                let mut u: Usage = match usage.get(&owner_key)? {
+                    Some(v) => txn_dec(&v)?,
+                    None => Usage::default(),
+                };
+                u.count = u.count.saturating_sub(1);
+                u.bytes = u.bytes.saturating_sub(record.size);
+                usage.insert(owner_key.as_slice(), txn_enc(&u)?)?;
+                if add_u64(blob_refs, record.digest.as_bytes(), -1)? == 0 {
+                    blobs.remove(record.digest.as_bytes())?;
+                }
+                Ok(true)
+            },
+        ))?;
+        if deleted {
+            self.flush().await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn create_policy(&self, owner: &Owner, policy: &PolicyRecord) -> Result<bool> {
+        let policies = self.tree("policies")?;
+        let names = self.tree("policy_names")?;
+        let modules = self.tree("modules")?;
+        let refs = self.tree("module_refs")?;
+        let pkey = policy_key(owner, &policy.id);
+        let nkey = named_key(owner, &policy.name);
+        let module = match &policy.module {
+            ModuleRef::Owned { name, version } => Some(module_key(owner, name, *version)),
+            ModuleRef::Builtin { .. } => None,
+        };
+        let created = unwrap_txn((&policies, &names, &modules, &refs).transaction(
+            |(policies, names, modules, refs)| {
+                if names.get(&nkey)?.is_some() {
+                    return Ok(false);
+                }
+                if let Some(mkey) = &module {
+                    if modules.get(mkey)?.is_none() {
+                        return abort(Error::Conflict(format!(
+                            "module {} does not exist",
+                            policy.module
+                        )));
+                    }
+                    add_u64(refs, mkey, 1)?;
+                }
+                names.insert(nkey.as_slice(), policy.id.as_bytes())?;
+                policies.insert(pkey.as_slice(), txn_enc(policy)?)?;
+                Ok(true)
+            },
+        ))?;
+        if created {
+            self.flush().await?;
+        }
+        Ok(created)
+    }
+
+    async fn get_policy(&self, owner: &Owner, id: &str) -> Result<Option<PolicyRecord>> {
+        match self.tree("policies")?.get(policy_key(owner, id))? {
+            Some(v) => Ok(Some(dec(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_policies(&self, owner: &Owner) -> Result<Vec<PolicyRecord>> {
+        self.tree("policies")?
+            .scan_prefix(owner_prefix(owner))
+            .map(|kv| dec(&kv?.1))
+            .collect()
+    }
+
+    async fn delete_policy(&self, owner: &Owner, id: &str) -> Result<bool> {
+        let policies = self.tree("policies")?;
+        let names = self.tree("policy_names")?;
+        let refs = self.tree("module_refs")?;
+        let bound = self.tree("policy_refs")?;
+        let pkey = policy_key(owner, id);
+        let deleted = unwrap_txn((&policies, &names, &refs, &bound).transaction(
+            |(policies, names, refs, bound)| {
+                let Some(v) = policies.get(&pkey)? else {
+                    return Ok(false);
+                };
+                let policy: PolicyRecord = txn_dec(&v)?;
+                let uses = get_u64(bound, &pkey)?;
+                if uses > 0 {
+                    return abort(Error::Conflict(format!(
+                        "policy {} is bound to {uses} resource{}; unbind it first",
+                        policy.name,
+                        if uses == 1 { "" } else { "s" }
+                    )));
+                }
+                policies.remove(pkey.as_slice())?;
+                names.remove(named_key(owner, &policy.name))?;
+                if let ModuleRef::Owned { name, version } = &policy.module {
+                    add_u64(refs, &module_key(owner, name, *version), -1)?;
+                }
+                Ok(true)
+            },
+        ))?;
+        if deleted {
+            self.flush().await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn put_resource_policy(
+        &self,
+        scope: &ResourceScope,
+        resource_id: &str,
+        policy: &ResourcePolicy,
+    ) -> Result<()> {
+        let bindings = self.tree("bindings")?;
+        let policies = self.tree("policies")?;
+        let bound = self.tree("policy_refs")?;
+        let key = resource_key(scope, resource_id);
+        let owner = &scope.owner;
+        unwrap_txn((&bindings, &policies, &bound).transaction(|(bindings, policies, bound)| {
+            if let Some(old) = bindings.get(&key)? {
+                let old: ResourcePolicy = txn_dec(&old)?;
+                for b in &old.bindings {
+                    add_u64(bound, &policy_key(owner, &b.policy), -1)?;
+                }
+            }
+            for b in &policy.bindings {
+                let pkey = policy_key(owner, &b.policy);
+                if policies.get(&pkey)?.is_none() {
+                    return abort(Error::Conflict(format!("policy {} does not exist", b.policy)));
+                }
+                add_u64(bound, &pkey, 1)?;
+            }
+            if policy.bindings.is_empty() {
+                bindings.remove(key.as_slice())?;
+            } else {
+                bindings.insert(key.as_slice(), txn_enc(policy)?)?;
+            }
+            Ok(())
+        }))?;
+        self.flush().await
+    }
+
+    async fn get_resource_policy(
+        &self,
+        scope: &ResourceScope,
+        resource_id: &str,
+    ) -> Result<Option<ResourcePolicy>> {
+        match self.tree("bindings")?.get(resource_key(scope, resource_id))? {
+            Some(v) => Ok(Some(dec(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_resource_policy(&self, scope: &ResourceScope, resource_id: &str) -> Result<()> {
+        self.put_resource_policy(scope, resource_id, &ResourcePolicy::default())
+            .await
+    }
+
+    async fn append_audit(&self, owner: &Owner, mut entry: AuditEntry, keep: usize) -> Result<u64> {
+        let audit = self.tree("audit")?;
+        let counts = self.tree("audit_counts")?;
+        let seq = self.db.generate_id()?;
+        entry.seq = seq;
+        let okey = owner_prefix(owner);
+        let value = enc(&entry)?;
+        let key = audit_key(owner, seq);
+        let count = unwrap_txn((&audit, &counts).transaction(|(audit, counts)| {
+            audit.insert(key.as_slice(), value.as_slice())?;
+            add_u64(counts, &okey, 1)
+        }))?;
+        // Bounded retention: the owner's oldest entries go first.
+        if count as usize > keep {
+            let excess = count as usize - keep;
+            let old: Vec<_> = audit
+                .scan_prefix(&okey)
+                .keys()
+                .take(excess)
+                .collect::<Result<_, _>>()?;
+            for k in &old {
+                audit.remove(k)?;
+            }
+            unwrap_txn(counts.transaction(|c| add_u64(c, &okey, -(old.len() as i64))))?;
+        }
+        self.flush().await?;
+        Ok(seq)
+    }
+
+    async fn query_audit(&self, owner: &Owner, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let audit = self.tree("audit")?;
+        let start = audit_key(owner, q.after.map_or(0, |a| a.saturating_add(1)));
+        let mut end = owner_prefix(owner);
+        end.extend_from_slice(&[0xff; 8]);
+        let limit = q.limit.unwrap_or(50).clamp(1, 500);
+        let mut out = Vec::new();
+        for kv in audit.range(start..=end) {
+            let entry: AuditEntry = dec(&kv?.1)?;
+            let keep = q.resource_id.as_ref().is_none_or(|r| &entry.resource_id == r)
+                && q.client_id.as_ref().is_none_or(|c| &entry.client_id == c)
+                && q.outcome.as_ref().is_none_or(|o| &entry.outcome == o)
+                && q.since.is_none_or(|s| entry.at >= s)
+                && q.until.is_none_or(|u| entry.at <= u);
+            if keep {
+                out.push(entry);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,588 @@
+//! The owner policy API over real HTTP: modules, policies, bindings, strategies, dry-runs,
+//! isolation between owners, hostile uploads, restart.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uma_host::config::ClientConfig;
+use uma_host::plugins::{builtin, fixtures};
+use uma_integration_tests::*;
+
+const PORTAL: (&str, &str) = ("portal", "portal-secret-0123456789");
+
+async fn start() -> TestServer {
+    TestServer::start_with(|c| {
+        c.clients.push(ClientConfig {
+            client_id: PORTAL.0.into(),
+            client_secret: Some(PORTAL.1.into()),
+            redirect_uris: vec![RS_REDIRECT.into()],
+            claims_redirect_uris: vec![],
+            scopes: vec!["uma_policy".into()],
+            grant_types: None,
+            name: Some("Owner portal".into()),
+        });
+    })
+    .await
+}
+
+/// An owner token (`uma_policy`) for `user`, through the login page with PKCE.
+async fn owner_token(s: &TestServer, user: (&str, &str)) -> String {
+    let verifier = "w".repeat(43);
+    let page = s
+        .http
+        .get(s.url("/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", PORTAL.0),
+            ("redirect_uri", RS_REDIRECT),
+            ("scope", "uma_policy"),
+            ("code_challenge", &pkce_challenge(&verifier)),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let cookie = csrf_cookie(&page);
+    let html = page.text().await.unwrap();
+    let login_id = hidden_field(&html, "login_id");
+    let r = s
+        .http
+        .post(s.url("/authorize"))
+        .header("cookie", cookie)
+        .form(&[
+            ("login_id", login_id.as_str()),
+            ("username", user.0),
+            ("password", user.1),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let code = loc
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let r = s
+        .token_basic(
+            PORTAL.0,
+            PORTAL.1,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", RS_REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn upload(s: &TestServer, token: &str, name: &str, bytes: &[u8]) -> (StatusCode, Value) {
+    let r = s
+        .http
+        .post(s.url(&format!("/owner/modules/{name}")))
+        .bearer_auth(token)
+        .header("content-type", "application/wasm")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    status_json(r).await
+}
+
+async fn call(
+    s: &TestServer,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = s.http.request(method, s.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    status_json(req.send().await.unwrap()).await
+}
+
+async fn post(s: &TestServer, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    call(s, token, reqwest::Method::POST, path, Some(body)).await
+}
+
+async fn get(s: &TestServer, token: &str, path: &str) -> (StatusCode, Value) {
+    call(s, token, reqwest::Method::GET, path, None).await
+}
+
+async fn put(s: &TestServer, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    call(s, token, reqwest::Method::PUT, path, Some(body)).await
+}
+
+async fn delete(s: &TestServer, token: &str, path: &str) -> StatusCode {
+    call(s, token, reqwest::Method::DELETE, path, None).await.0
+}
+
+/// Alice's resource at rs1, registered with a PAT that represents her.
+async fn alice_resource(s: &TestServer) -> (String, String) {
+    let (pat, _) = s.user_pat(RS1, ALICE).await;
+    let id = s
+        .create_resource(
+            &pat,
+            json!({"name": "Blood test", "resource_scopes": ["view", "edit"]}),
+        )
+        .await;
+    (pat, id)
+}
+
+fn dry(client: &str, scopes: &[&str], claims: Value) -> Value {
+    json!({"client_id": client, "scopes": scopes, "claims": claims})
+}
+
+#[tokio::test]
+async fn owner_uploads_binds_and_dry_runs_a_plugin_from_plugins() {
+    let s = start().await;
+    let alice = owner_token(&s, ALICE).await;
+    let (_, rid) = alice_resource(&s).await;
+
+    let (st, module) = upload(&s, &alice, "doctors", builtin("allow-list").unwrap().bytes).await;
+    assert_eq!(st, StatusCode::CREATED, "{module}");
+    assert_eq!(module["name"], "doctors");
+    assert_eq!(module["version"], 1);
+    assert_eq!(module["world"], "policy");
+    assert_eq!(module["library"], "owned");
+    assert_eq!(
+        module["digest"],
+        uma_host::runtime::digest(builtin("allow-list").unwrap().bytes)
+    );
+    assert!(module["exports"].to_string().contains("uma:policy/evaluator@0.1.0"));
+
+    let (st, policy) = post(
+        &s,
+        &alice,
+        "/owner/policies",
+        json!({
+            "name": "my doctor",
+            "module": {"library": "owned", "name": "doctors", "version": 1},
+            "config": {"emails": ["dr@clinic.example"], "scopes": ["view"]}
+        }),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{policy}");
+    let pid = policy["id"].as_str().unwrap();
+
+    let path = format!("/owner/resources/rs1/{rid}/policy");
+    let (st, b) = put(&s, &alice, &path, json!({"bindings": [{"policy": pid}]})).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert_eq!(get(&s, &alice, &path).await.1["strategy"], "unanimous");
+
+    let dry_path = format!("/owner/resources/rs1/{rid}/dry-run");
+    let doctor = json!([{"name": "email", "value": "dr@clinic.example",
+        "provenance": {"kind": "verified-token", "issuer": "https://idp", "format": "jwt"}}]);
+    let (st, out) = post(&s, &alice, &dry_path, dry("c1", &["view", "edit"], doctor)).await;
+    assert_eq!(st, StatusCode::OK, "{out}");
+    // The policy grants view only: a partial grant, explained per policy.
+    assert_eq!(out["decision"], "partial");
+    assert_eq!(out["granted_scopes"], json!(["view"]));
+    assert_eq!(out["policies"][0]["policy_name"], "my doctor");
+    assert_eq!(out["policies"][0]["module"], "doctors@1");
+    assert_eq!(out["policies"][0]["decision"]["outcome"], "permit");
+    assert!(out["policies"][0]["fuel_used"].as_u64().unwrap() > 0);
+    assert!(out["policies"][0]["elapsed_us"].is_u64());
+
+    let family = json!([{"name": "email", "value": "sister@home.example",
+        "provenance": {"kind": "verified-token", "issuer": "https://idp", "format": "jwt"}}]);
+    let (_, out) = post(&s, &alice, &dry_path, dry("c1", &["view"], family)).await;
+    assert_eq!(out["decision"], "deny");
+    assert_eq!(
+        out["policies"][0]["decision"]["reason"],
+        "the requesting party is not on the allow-list"
+    );
+
+    let (_, out) = post(&s, &alice, &dry_path, dry("c1", &["view"], json!([]))).await;
+    assert_eq!(out["decision"], "need-info");
+    assert_eq!(out["required_claims"][0]["name"], "email");
+
+    // Publishing a new version does not change what the policy runs.
+    let (st, v2) = upload(&s, &alice, "doctors", builtin("claim-match").unwrap().bytes).await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(v2["version"], 2);
+    assert_eq!(get(&s, &alice, &format!("/owner/policies/{pid}")).await.1["module"]["version"], 1);
+    let (_, out) = post(&s, &alice, &dry_path, dry("c1", &["view"], json!([]))).await;
+    assert_eq!(out["policies"][0]["module"], "doctors@1");
+
+    // A bound module and a bound policy cannot be deleted.
+    assert_eq!(delete(&s, &alice, "/owner/modules/doctors/1").await, StatusCode::CONFLICT);
+    assert_eq!(delete(&s, &alice, &format!("/owner/policies/{pid}")).await, StatusCode::CONFLICT);
+    assert_eq!(delete(&s, &alice, &path).await, StatusCode::NO_CONTENT);
+    assert_eq!(delete(&s, &alice, &format!("/owner/policies/{pid}")).await, StatusCode::NO_CONTENT);
+    assert_eq!(delete(&s, &alice, "/owner/modules/doctors/1").await, StatusCode::NO_CONTENT);
+    assert_eq!(get(&s, &alice, "/owner/modules/doctors/1").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn s14_resource_without_policy_grants_nothing() {
+    let s = start().await;
+    let alice = owner_token(&s, ALICE).await;
+    let (_, rid) = alice_resource(&s).await;
+    let (st, out) = post(
+        &s,
+        &alice,
+        &format!("/owner/resources/rs1/{rid}/dry-run"),
+        dry("c1", &["view"], json!([{"name": "sub", "value": "bob"}])),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(out["decision"], "deny");
+    assert_eq!(out["granted_scopes"], json!([]));
+    assert!(out["explanation"].as_str().unwrap().contains("nothing is granted"));
+}
+
+#[tokio::test]
+async fn malformed_config_is_rejected_at_creation_with_the_modules_message() {
+    let s = start().await;
+    let alice = owner_token(&s, ALICE).await;
+    let (st, out) = post(
+        &s,
+        &alice,
+        "/owner/policies",
+        json!({"name": "bad", "module": {"library": "builtin", "name": "claim-match"},
+               "config": {"claim": "email", "equals": "a", "domain": "b"}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(out["error"], "invalid_request");
+    let d = out["error_description"].as_str().unwrap();
+    assert!(d.contains("give exactly one of `equals`, `one_of`, `domain`"), "{d}");
+    assert!(d.contains("builtin:claim-match"), "{d}");
+
+    // A claims plugin is not a policy.
+    let (st, out) = post(
+        &s,
+        &alice,
+        "/owner/policies",
+        json!({"name": "x", "module": {"library": "builtin", "name": "terms-purpose"},
+               "config": {"terms": "t"}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{out}");
+    assert!(out["error_description"].as_str().unwrap().contains("claims plugin"));
+    // Unknown members of the request are refused here (this is not a UMA document).
+    let (st, _) = post(
+        &s,
+        &alice,
+        "/owner/policies",
+        json!({"name": "x", "module": {"library": "builtin", "name": "allow-list"},
+               "config": {"subjects": ["a"]}, "owner": "bob"}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+}
+
+async fn policy_of(s: &TestServer, t: &str, name: &str, module: &str, config: Value) -> String {
+    let (st, p) = post(
+        s,
+        t,
+        "/owner/policies",
+        json!({"name": name, "module": {"library": "builtin", "name": module}, "config": config}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    p["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn decision_strategies_with_mixed_outcomes() {
+    let s = start().await;
+    let alice = owner_token(&s, ALICE).await;
+    let (_, rid) = alice_resource(&s).await;
+    let permit = policy_of(&s, &alice, "bob ok", "allow-list", json!({"subjects": ["bob"]})).await;
+    let deny = policy_of(&s, &alice, "never", "time-window", json!({"not_after": 1})).await;
+    let ask = policy_of(&s, &alice, "ask me", "owner-approval", json!({"message": "ok?"})).await;
+    let email = policy_of(
+        &s,
+        &alice,
+        "clinic",
+        "claim-match",
+        json!({"claim": "email", "domain": "clinic.example"}),
+    )
+    .await;
+    let path = format!("/owner/resources/rs1/{rid}/policy");
+    let dry_path = format!("/owner/resources/rs1/{rid}/dry-run");
+    let bob = json!([{"name": "sub", "value": "bob"}]);
+    let case = |strategy: &'static str, ids: Vec<&String>| {
+        json!({"strategy": strategy,
+               "bindings": ids.iter().map(|p| json!({"policy": p})).collect::<Vec<_>>()})
+    };
+    let expect = [
+        ("unanimous", vec![&permit, &deny], "deny"),
+        ("affirmative", vec![&permit, &deny], "permit"),
+        ("consensus", vec![&permit, &deny], "deny"),
+        ("consensus", vec![&permit, &permit, &deny], "permit"),
+        ("unanimous", vec![&permit, &ask], "defer-to-owner"),
+        ("affirmative", vec![&deny, &ask], "defer-to-owner"),
+        ("unanimous", vec![&permit, &email], "need-info"),
+        ("affirmative", vec![&deny, &email], "need-info"),
+        ("unanimous", vec![&deny, &email], "deny"),
+    ];
+    for (strategy, ids, outcome) in expect {
+        let (st, b) = put(&s, &alice, &path, case(strategy, ids.clone())).await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        let (_, out) = post(&s, &alice, &dry_path, dry("c1", &["view"], bob.clone())).await;
+        assert_eq!(out["decision"], outcome, "{strategy} {ids:?}: {out}");
+        assert_eq!(out["strategy"], strategy);
+    }
+
+    // Per-scope bindings: view by the allow-list, edit by the owner's approval.
+    let (st, _) = put(
+        &s,
+        &alice,
+        &path,
+        json!({"bindings": [{"policy": permit, "scopes": ["view"]}, {"policy": ask, "scopes": ["edit"]}]}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, out) = post(&s, &alice, &dry_path, dry("c1", &["view", "edit"], bob.clone())).await;
+    assert_eq!(out["decision"], "defer-to-owner");
+    assert_eq!(out["granted_scopes"], json!(["view"]));
+    assert_eq!(out["owner_messages"], json!(["ok?"]));
+
+    // A binding may name only scopes the resource has, and only existing policies.
+    let (st, out) = put(&s, &alice, &path, json!({"bindings": [{"policy": permit, "scopes": ["print"]}]})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{out}");
+    assert_eq!(out["error"], "invalid_scope");
+    let (st, _) = put(&s, &alice, &path, json!({"bindings": [{"policy": "nope"}]})).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn s17_second_owner_cannot_see_bind_dry_run_or_delete() {
+    let s = start().await;
+    let alice = owner_token(&s, ALICE).await;
+    let bob = owner_token(&s, BOB).await;
+    let (_, rid) = alice_resource(&s).await;
+    let (st, _) = upload(&s, &alice, "mine", builtin("allow-list").unwrap().bytes).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let pid = policy_of(&s, &alice, "alice only", "allow-list", json!({"subjects": ["x"]})).await;
+    let path = format!("/owner/resources/rs1/{rid}/policy");
+    assert_eq!(put(&s, &alice, &path, json!({"bindings": [{"policy": pid}]})).await.0, StatusCode::OK);
+
+    // Bob sees none of it.
+    let (_, modules) = get(&s, &bob, "/owner/modules").await;
+    assert_eq!(modules["owned"], json!([]));
+    assert!(!modules["builtin"].as_array().unwrap().is_empty());
+    assert_eq!(get(&s, &bob, "/owner/modules/mine/1").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&s, &bob, "/owner/policies").await.1, json!([]));
+    assert_eq!(get(&s, &bob, &format!("/owner/policies/{pid}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&s, &bob, &path).await.0, StatusCode::NOT_FOUND);
+    // Bob cannot bind Alice's policy to his own resource, nor anything to Alice's resource.
+    let (bob_pat, _) = s.user_pat(RS1, BOB).await;
+    let bob_rid = s
+        .create_resource(&bob_pat, json!({"resource_scopes": ["view"]}))
+        .await;
+    let (st, _) = put(
+        &s,
+        &bob,
+        &format!("/owner/resources/rs1/{bob_rid}/policy"),
+        json!({"bindings": [{"policy": pid}]}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CONFLICT, "alice's policy does not exist for bob");
+    assert_eq!(put(&s, &bob, &path, json!({"bindings": []})).await.0, StatusCode::NOT_FOUND);
+    let (st, _) = post(
+        &s,
+        &bob,
+        &format!("/owner/resources/rs1/{rid}/dry-run"),
+        dry("c1", &["view"], json!([])),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(delete(&s, &bob, "/owner/modules/mine/1").await, StatusCode::NOT_FOUND);
+    assert_eq!(delete(&s, &bob, &format!("/owner/policies/{pid}")).await, StatusCode::NOT_FOUND);
+    // Alice's objects are intact.
+    assert_eq!(get(&s, &alice, &path).await.1["bindings"][0]["policy"], pid);
+    assert_eq!(get(&s, &alice, "/owner/modules/mine/1").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn pat_held_for_a_user_may_bind_but_not_upload() {
+    let s = start().await;
+    let (pat, rid) = alice_resource(&s).await;
+    let alice = owner_token(&s, ALICE).await;
+    let pid = policy_of(&s, &alice, "p", "allow-list", json!({"subjects": ["bob"]})).await;
+    let (st, out) = upload(&s, &pat, "x", builtin("allow-list").unwrap().bytes).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{out}");
+    assert_eq!(out["error"], "insufficient_scope");
+    let path = format!("/owner/resources/rs1/{rid}/policy");
+    assert_eq!(put(&s, &pat, &path, json!({"bindings": [{"policy": pid}]})).await.0, StatusCode::OK);
+    // The same owner's resources at another resource server are out of its reach.
+    assert_eq!(get(&s, &pat, &format!("/owner/resources/rs2/{rid}/policy")).await.0, StatusCode::NOT_FOUND);
+    // Without any token: a bare Bearer challenge.
+    let r = s.http.get(s.url("/owner/modules")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(www_authenticate(&r).starts_with("Bearer"));
+    // A plain client token (no uma_protection, no uma_policy) is refused.
+    let c1 = s.client_token(C1, Some("read")).await;
+    assert_eq!(get(&s, &c1, "/owner/modules").await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn every_adversarial_fixture_is_refused_or_fails_closed() {
+    let s = start().await;
+    let alice = owner_token(&s, ALICE).await;
+    let (_, rid) = alice_resource(&s).await;
+    let path = format!("/owner/resources/rs1/{rid}/policy");
+    let dry_path = format!("/owner/resources/rs1/{rid}/dry-run");
+
+    // Refused at upload, naming the problem.
+    let refused = [
+        (fixtures::FX_SOCKET, "wasi:sockets/"),
+        (fixtures::FX_BAD_IMPORT, "evil:fixture/exfiltrate"),
+        (fixtures::FX_WRONG_WORLD, "wasi:cli/run"),
+    ];
+    for (file, needle) in refused {
+        let (st, out) = upload(&s, &alice, "hostile", &std::fs::read(file).unwrap()).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{file}: {out}");
+        assert_eq!(out["error"], "invalid_module");
+        assert!(out["error_description"].as_str().unwrap().contains(needle), "{out}");
+    }
+    let (st, out) = upload(&s, &alice, "hostile", b"MZ\x90\x00 not wasm").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(out["error_description"].as_str().unwrap().contains("not a WebAssembly component"));
+    let (st, out) = upload(&s, &alice, "Bad Name!", builtin("allow-list").unwrap().bytes).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{out}");
+
+    // Accepted, then fail closed at dry-run with the precise reason.
+    let failing = [
+        (fixtures::FX_LOOP, json!({}), "out of fuel"),
+        (fixtures::FX_MEMORY_BOMB, json!({}), "memory limit exceeded"),
+        (fixtures::FX_RECURSION, json!({}), "stack overflow"),
+        (fixtures::FX_TRAP, json!({}), "fixture panics on purpose"),
+        (fixtures::FX_HUGE_OUTPUT, json!({"kind": "string"}), "output too large"),
+    ];
+    for (i, (file, config, reason)) in failing.into_iter().enumerate() {
+        let name = format!("hostile-{i}");
+        let (st, m) = upload(&s, &alice, &name, &std::fs::read(file).unwrap()).await;
+        assert_eq!(st, StatusCode::CREATED, "{file}: {m}");
+        let (st, p) = post(
+            &s,
+            &alice,
+            "/owner/policies",
+            json!({"name": name, "module": {"library": "owned", "name": name, "version": 1},
+                   "config": config}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{p}");
+        put(&s, &alice, &path, json!({"bindings": [{"policy": p["id"]}]})).await;
+        let (st, out) = post(&s, &alice, &dry_path, dry("c1", &["view"], json!([]))).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(out["decision"], "deny", "{file}: {out}");
+        let r = out["policies"][0]["decision"]["reason"].as_str().unwrap();
+        assert!(r.contains(reason), "{file}: {r}");
+        assert!(out["policies"][0]["failure"].is_object());
+    }
+}
+
+#[tokio::test]
+async fn multipart_upload_and_quota() {
+    let s = TestServer::start_with(|c| {
+        c.clients.push(ClientConfig {
+            client_id: PORTAL.0.into(),
+            client_secret: Some(PORTAL.1.into()),
+            redirect_uris: vec![RS_REDIRECT.into()],
+            claims_redirect_uris: vec![],
+            scopes: vec!["uma_policy".into()],
+            grant_types: None,
+            name: None,
+        });
+        c.policy.max_modules_per_owner = 2;
+    })
+    .await;
+    let alice = owner_token(&s, ALICE).await;
+    let bytes = builtin("time-window").unwrap().bytes;
+    let boundary = "XyZ0123";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"module\"; filename=\"p.wasm\"\r\nContent-Type: application/wasm\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let r = s
+        .http
+        .post(s.url("/owner/modules/tw"))
+        .bearer_auth(&alice)
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (st, m) = status_json(r).await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    assert_eq!(m["size"], bytes.len());
+    assert_eq!(upload(&s, &alice, "tw", bytes).await.0, StatusCode::CREATED);
+    let (st, out) = upload(&s, &alice, "tw", bytes).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert_eq!(out["error"], "quota_exceeded");
+    // Wrong content type.
+    let r = s
+        .http
+        .post(s.url("/owner/modules/tw"))
+        .bearer_auth(&alice)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn restart_keeps_modules_policies_and_bindings_and_reuses_compiled_code() {
+    let s = start().await;
+    let alice = owner_token(&s, ALICE).await;
+    let (_, rid) = alice_resource(&s).await;
+    let bytes = builtin("allow-list").unwrap().bytes;
+    let (_, m) = upload(&s, &alice, "keep", bytes).await;
+    let (_, p) = post(
+        &s,
+        &alice,
+        "/owner/policies",
+        json!({"name": "keep", "module": {"library": "owned", "name": "keep", "version": 1},
+               "config": {"subjects": ["bob"]}}),
+    )
+    .await;
+    let path = format!("/owner/resources/rs1/{rid}/policy");
+    put(&s, &alice, &path, json!({"strategy": "affirmative", "bindings": [{"policy": p["id"]}]})).await;
+
+    let compiled = s.data_dir.join("compiled");
+    let artifact = std::fs::read_dir(&compiled)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|f| f.starts_with(m["digest"].as_str().unwrap()))
+        .expect("compiled artifact cached by digest");
+    let written = std::fs::metadata(compiled.join(&artifact)).unwrap().modified().unwrap();
+
+    let s = s.restart().await;
+    let (_, modules) = get(&s, &alice, "/owner/modules").await;
+    assert_eq!(modules["owned"][0]["digest"], m["digest"]);
+    assert_eq!(get(&s, &alice, &format!("/owner/policies/{}", p["id"].as_str().unwrap())).await.1["name"], "keep");
+    let (_, b) = get(&s, &alice, &path).await;
+    assert_eq!(b["strategy"], "affirmative");
+    let (_, out) = post(
+        &s,
+        &alice,
+        &format!("/owner/resources/rs1/{rid}/dry-run"),
+        dry("c1", &["view"], json!([{"name": "sub", "value": "bob"}])),
+    )
+    .await;
+    assert_eq!(out["decision"], "permit", "{out}");
+    // The artifact is still the one written before the restart: nothing was recompiled (a
+    // compilation writes a new file and renames it over the old one).
+    let now = std::fs::metadata(compiled.join(&artifact)).unwrap().modified().unwrap();
+    assert_eq!(now, written);
+}
