@@ -127,10 +127,7 @@ pub async fn begin(state: &AppState, query: &str) -> Result<Outcome> {
         Some(s) => split_scope(s),
         None => vec![UMA_PROTECTION.to_owned()],
     };
-    if let Some(s) = scope
-        .iter()
-        .find(|s| *s != UMA_PROTECTION && !client.scopes.contains(s))
-    {
+    if let Some(s) = super::unavailable_scope(&client, &scope) {
         return fail("invalid_scope", &format!("scope {s} is not available"));
     }
     let pending = PendingLogin {

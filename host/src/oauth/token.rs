@@ -55,13 +55,8 @@ pub async fn token(state: &AppState, req: &ClientRequest) -> Result<TokenRespons
     }
 }
 
-/// Scopes a client may ask for in an OAuth access token: `uma_protection` plus its
-/// pre-registered scopes.
 fn check_scope(client: &crate::store::Client, requested: &[String]) -> Result<()> {
-    match requested
-        .iter()
-        .find(|s| *s != UMA_PROTECTION && !client.scopes.contains(s))
-    {
+    match super::unavailable_scope(client, requested) {
         Some(s) => Err(Error::InvalidScope(format!(
             "scope {s} is not available to this client"
         ))),
