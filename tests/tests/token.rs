@@ -607,3 +607,61 @@ async fn rfc7009_revoked_access_and_refresh_tokens_stop_working() {
     assert_eq!(r.status(), 200);
     let _: Value = r.json().await.unwrap();
 }
+
+#[tokio::test]
+async fn login_gives_up_after_repeated_wrong_passwords() {
+    let s = TestServer::start().await;
+    let challenge = pkce_challenge(&"v".repeat(43));
+    let page = s
+        .http
+        .get(s.url("/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", RS1.0),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let mut cookie = csrf_cookie(&page);
+    let mut html = page.text().await.unwrap();
+    let mut last = reqwest::StatusCode::OK;
+    for _ in 0..5 {
+        let id = hidden_field(&html, "login_id");
+        let r = s
+            .http
+            .post(s.url("/authorize"))
+            .header("cookie", &cookie)
+            .form(&[
+                ("login_id", id.as_str()),
+                ("username", ALICE.0),
+                ("password", "guess-guess"),
+                ("decision", "allow"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        last = r.status();
+        if last != 200 {
+            break;
+        }
+        cookie = csrf_cookie(&r);
+        html = r.text().await.unwrap();
+    }
+    assert_eq!(last, 403);
+}
+
+#[tokio::test]
+async fn s_14_error_responses_are_not_cached_either() {
+    let s = TestServer::start().await;
+    let r = s
+        .token_basic(
+            RS1.0,
+            "wrong-secret-0123456789",
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["pragma"], "no-cache");
+}

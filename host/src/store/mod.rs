@@ -209,6 +209,9 @@ pub struct PendingLogin {
     /// Anti-CSRF value also set as a cookie: the form post must carry both (S23).
     pub csrf: String,
     pub exp: u64,
+    /// Wrong passwords entered on this login so far.
+    #[serde(default)]
+    pub failures: u32,
 }
 
 /// A signing key pair.
