@@ -11,6 +11,9 @@
 //!   are consumed with an atomic `take_*`, so two concurrent redemptions cannot both succeed
 //!   (S19). Expired objects are never returned.
 
+/// Backend-independent behaviour checks, run by every backend's tests.
+#[cfg(test)]
+pub(crate) mod conformance;
 mod sled_store;
 
 use std::collections::BTreeMap;
