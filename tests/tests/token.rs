@@ -665,3 +665,104 @@ async fn s_14_error_responses_are_not_cached_either() {
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(r.headers()["pragma"], "no-cache");
 }
+
+async fn resource_list_status(s: &TestServer, pat: &str) -> u16 {
+    s.http
+        .get(s.url("/resource_set"))
+        .bearer_auth(pat)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn rfc6749_4_1_2_a_replayed_code_revokes_the_tokens_issued_from_it() {
+    let s = TestServer::start().await;
+    let verifier = "r".repeat(43);
+    let code = s.login_code(RS1.0, ALICE, &verifier).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", RS_REDIRECT),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (st, v) = status_json(s.token_basic(RS1.0, RS1.1, &form).await).await;
+    assert_eq!(st, 200);
+    let pat = v["access_token"].as_str().unwrap().to_owned();
+    let refresh = v["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(resource_list_status(&s, &pat).await, 200);
+    let (st, v) = status_json(s.token_basic(RS1.0, RS1.1, &form).await).await;
+    assert_eq!(
+        (st.as_u16(), v["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(resource_list_status(&s, &pat).await, 401);
+    let (_, v) = status_json(
+        s.token_basic(
+            RS1.0,
+            RS1.1,
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(v["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_replayed_refresh_token_revokes_its_whole_grant() {
+    let s = TestServer::start().await;
+    let (_pat, refresh1) = s.user_pat(RS1, ALICE).await;
+    let refresh = |t: String| {
+        let s = &s;
+        async move {
+            status_json(
+                s.token_basic(
+                    RS1.0,
+                    RS1.1,
+                    &[("grant_type", "refresh_token"), ("refresh_token", &t)],
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    let (st, v) = refresh(refresh1.clone()).await;
+    assert_eq!(st, 200);
+    let pat2 = v["access_token"].as_str().unwrap().to_owned();
+    let refresh2 = v["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(resource_list_status(&s, &pat2).await, 200);
+    // The rotated-out token comes back: someone copied it.
+    let (st, v) = refresh(refresh1).await;
+    assert_eq!(
+        (st.as_u16(), v["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(resource_list_status(&s, &pat2).await, 401);
+    let (_, v) = refresh(refresh2).await;
+    assert_eq!(v["error"], "invalid_grant");
+    // Other grants of the same owner are unaffected.
+    let (pat3, _) = s.user_pat(RS1, ALICE).await;
+    assert_eq!(resource_list_status(&s, &pat3).await, 200);
+}
+
+#[tokio::test]
+async fn rfc7009_2_1_revoking_a_refresh_token_revokes_the_access_tokens_of_its_grant() {
+    let s = TestServer::start().await;
+    let (pat, refresh) = s.user_pat(RS1, ALICE).await;
+    let r = s
+        .http
+        .post(s.url("/revoke"))
+        .basic_auth(RS1.0, Some(RS1.1))
+        .form(&[
+            ("token", refresh.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(resource_list_status(&s, &pat).await, 401);
+}

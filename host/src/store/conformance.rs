@@ -86,6 +86,7 @@ pub async fn expired_objects_are_never_returned(store: &dyn Store) {
         subject: Owner::User("alice".into()),
         scope: vec![],
         exp: now.saturating_sub(1),
+        family: "f".into(),
     };
     store.put_refresh("r", &refresh).await.unwrap();
     assert!(store.get_refresh("r").await.unwrap().is_none());
@@ -189,6 +190,7 @@ pub async fn clients_users_and_single_use_grants(store: &dyn Store) {
         subject: Owner::User("alice".into()),
         scope: vec![],
         exp,
+        family: "f".into(),
     };
     store.put_refresh("r", &refresh).await.unwrap();
     assert!(store.get_refresh("r").await.unwrap().is_some());
@@ -208,6 +210,16 @@ pub async fn clients_users_and_single_use_grants(store: &dyn Store) {
     store.put_login("l", &login).await.unwrap();
     assert!(store.take_login("l").await.unwrap().is_some());
     assert!(store.take_login("l").await.unwrap().is_none());
+
+    store.put_spent("used-code", "fam1", exp).await.unwrap();
+    assert_eq!(
+        store.spent_family("used-code").await.unwrap().as_deref(),
+        Some("fam1")
+    );
+    assert!(store.spent_family("other").await.unwrap().is_none());
+    assert!(!store.is_family_revoked("fam1").await.unwrap());
+    store.revoke_family("fam1", exp).await.unwrap();
+    assert!(store.is_family_revoked("fam1").await.unwrap());
 
     store.revoke_jti("jti", exp).await.unwrap();
     assert!(store.is_revoked("jti").await.unwrap());

@@ -29,6 +29,17 @@ impl Expiring for PendingLogin {
         self.exp
     }
 }
+/// A consumed single-use credential, remembered for replay detection.
+#[derive(Serialize, serde::Deserialize)]
+struct Spent {
+    family: String,
+    exp: u64,
+}
+impl Expiring for Spent {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+}
 impl Expiring for RefreshGrant {
     fn exp(&self) -> u64 {
         self.exp
@@ -45,6 +56,8 @@ pub struct SledStore {
     logins: sled::Tree,
     refresh: sled::Tree,
     revoked: sled::Tree,
+    spent: sled::Tree,
+    revoked_families: sled::Tree,
     keys: sled::Tree,
     secrets: sled::Tree,
 }
@@ -95,6 +108,8 @@ impl SledStore {
             logins: t("logins")?,
             refresh: t("refresh")?,
             revoked: t("revoked")?,
+            spent: t("spent")?,
+            revoked_families: t("revoked_families")?,
             keys: t("keys")?,
             secrets: t("secrets")?,
             db,
@@ -297,6 +312,26 @@ impl Store for SledStore {
         Ok(self.revoked.contains_key(jti.as_bytes())?)
     }
 
+    async fn put_spent(&self, token: &str, family: &str, exp: u64) -> Result<()> {
+        let record = Spent {
+            family: family.to_owned(),
+            exp,
+        };
+        self.insert(&self.spent, &secret_key(token), &record).await
+    }
+    async fn spent_family(&self, token: &str) -> Result<Option<String>> {
+        let s: Option<Spent> = Self::get(&self.spent, &secret_key(token))?;
+        Ok(s.filter(|s| s.exp > unix_now()).map(|s| s.family))
+    }
+    async fn revoke_family(&self, family: &str, exp: u64) -> Result<()> {
+        self.revoked_families
+            .insert(family.as_bytes(), &exp.to_be_bytes())?;
+        self.flush().await
+    }
+    async fn is_family_revoked(&self, family: &str) -> Result<bool> {
+        Ok(self.revoked_families.contains_key(family.as_bytes())?)
+    }
+
     async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
         Self::all(&self.keys)
     }
@@ -330,12 +365,15 @@ impl Store for SledStore {
         n += Self::prune_tree::<AuthCode>(&self.codes, now)?;
         n += Self::prune_tree::<PendingLogin>(&self.logins, now)?;
         n += Self::prune_tree::<RefreshGrant>(&self.refresh, now)?;
-        for kv in self.revoked.iter() {
-            let (k, v) = kv?;
-            let exp = v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
-            if exp <= now {
-                self.revoked.remove(k)?;
-                n += 1;
+        n += Self::prune_tree::<Spent>(&self.spent, now)?;
+        for tree in [&self.revoked, &self.revoked_families] {
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                let exp = v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+                if exp <= now {
+                    tree.remove(k)?;
+                    n += 1;
+                }
             }
         }
         if n > 0 {
