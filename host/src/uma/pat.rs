@@ -4,8 +4,8 @@
 //! wrong scope (or an RPT) → 403 `insufficient_scope`; a token sent two ways → 400.
 
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 
 use crate::error::{Error, Result};
 use crate::http::AppState;
