@@ -230,41 +230,79 @@ impl TestServer {
             .to_owned()
     }
 
+    /// `GET /authorize` with `params` (and nothing else).
+    pub async fn authorize(&self, params: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .get(self.url("/authorize"))
+            .query(params)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The login page of a valid code request by `client_id` with PKCE challenge of
+    /// `verifier`, plus `extra` parameters.
+    pub async fn login_page(
+        &self,
+        client_id: &str,
+        verifier: &str,
+        extra: &[(&str, &str)],
+    ) -> LoginForm {
+        let challenge = pkce_challenge(verifier);
+        let mut params = vec![
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ];
+        params.extend_from_slice(extra);
+        let page = self.authorize(&params).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(page.headers()["x-frame-options"], "DENY");
+        LoginForm::read(page).await
+    }
+
+    /// Posts the login form with `fields` (plus its `login_id`), sending the anti-CSRF cookie
+    /// only if `with_cookie`.
+    pub async fn submit_login(
+        &self,
+        form: &LoginForm,
+        with_cookie: bool,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut all = vec![("login_id", form.login_id.as_str())];
+        all.extend_from_slice(fields);
+        let mut r = self.http.post(self.url("/authorize")).form(&all);
+        if with_cookie {
+            r = r.header("cookie", &form.cookie);
+        }
+        r.send().await.unwrap()
+    }
+
     /// Runs the login page flow for `user` at `rs` and returns the authorization code.
     pub async fn login_code(&self, rs: &str, user: (&str, &str), verifier: &str) -> String {
-        let challenge = pkce_challenge(verifier);
-        let page = self
-            .http
-            .get(self.url("/authorize"))
-            .query(&[
-                ("response_type", "code"),
-                ("client_id", rs),
-                ("redirect_uri", RS_REDIRECT),
-                ("scope", "uma_protection"),
-                ("state", "st-1"),
-                ("code_challenge", &challenge),
-                ("code_challenge_method", "S256"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(page.status(), StatusCode::OK);
-        let cookie = csrf_cookie(&page);
-        let html = page.text().await.unwrap();
-        let login_id = hidden_field(&html, "login_id");
+        let form = self
+            .login_page(
+                rs,
+                verifier,
+                &[
+                    ("redirect_uri", RS_REDIRECT),
+                    ("scope", "uma_protection"),
+                    ("state", "st-1"),
+                ],
+            )
+            .await;
         let r = self
-            .http
-            .post(self.url("/authorize"))
-            .header("cookie", cookie)
-            .form(&[
-                ("login_id", login_id.as_str()),
-                ("username", user.0),
-                ("password", user.1),
-                ("decision", "allow"),
-            ])
-            .send()
-            .await
-            .unwrap();
+            .submit_login(
+                &form,
+                true,
+                &[
+                    ("username", user.0),
+                    ("password", user.1),
+                    ("decision", "allow"),
+                ],
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
         assert!(loc.as_str().starts_with(RS_REDIRECT));
@@ -326,6 +364,32 @@ impl TestServer {
             .unwrap()
     }
 
+    /// RFC 7009 revocation by `client` (Basic authentication).
+    pub async fn revoke(&self, (id, secret): (&str, &str), token: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/revoke"))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Introspection authorized by `client`'s credentials (Basic authentication).
+    pub async fn introspect_with_client(
+        &self,
+        (id, secret): (&str, &str),
+        token: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url("/introspect"))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn introspect_with_pat(&self, pat: &str, token: &str) -> reqwest::Response {
         self.http
             .post(self.url("/introspect"))
@@ -334,6 +398,25 @@ impl TestServer {
             .send()
             .await
             .unwrap()
+    }
+}
+
+/// The login form of a page: its anti-CSRF cookie, pending-login id and HTML.
+pub struct LoginForm {
+    pub cookie: String,
+    pub login_id: String,
+    pub html: String,
+}
+
+impl LoginForm {
+    pub async fn read(page: reqwest::Response) -> LoginForm {
+        let cookie = csrf_cookie(&page);
+        let html = page.text().await.unwrap();
+        LoginForm {
+            cookie,
+            login_id: hidden_field(&html, "login_id"),
+            html,
+        }
     }
 }
 

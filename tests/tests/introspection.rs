@@ -42,14 +42,7 @@ async fn in_2_in_5_in_11_in_14_in_15_active_pat_introspected_with_a_pat() {
 async fn in_2_resource_server_client_credentials_are_accepted() {
     let s = TestServer::start().await;
     let pat = s.client_token(RS1, None).await;
-    let r = s
-        .http
-        .post(s.url("/introspect"))
-        .basic_auth(RS1.0, Some(RS1.1))
-        .form(&[("token", pat.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = s.introspect_with_client(RS1, pat.as_str()).await;
     let (st, v) = status_json(r).await;
     assert_eq!(st, 200);
     assert_eq!(v["active"], true);
@@ -87,26 +80,12 @@ async fn in_12_garbage_expired_and_revoked_tokens_are_exactly_active_false() {
     let s = TestServer::start_with(|c| c.access_token_lifetime_secs = 2).await;
     let expiring = s.client_token(RS1, None).await;
     let revoked = s.client_token(RS1, None).await;
-    let r = s
-        .http
-        .post(s.url("/revoke"))
-        .basic_auth(RS1.0, Some(RS1.1))
-        .form(&[("token", revoked.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = s.revoke(RS1, &revoked).await;
     assert_eq!(r.status(), 200);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     // Introspect with client credentials (the PATs themselves have expired).
     for t in ["garbage", expiring.as_str(), revoked.as_str()] {
-        let r = s
-            .http
-            .post(s.url("/introspect"))
-            .basic_auth(RS1.0, Some(RS1.1))
-            .form(&[("token", t)])
-            .send()
-            .await
-            .unwrap();
+        let r = s.introspect_with_client(RS1, t).await;
         let (st, v) = status_json(r).await;
         assert_eq!(st, 200);
         assert_eq!(v, json!({"active": false}));
@@ -154,14 +133,7 @@ async fn in_20_tokens_of_other_owners_or_resource_servers_are_inactive() {
         assert_eq!(v, json!({"active": false}));
     }
     // RS2's client credentials cannot see RS1's tokens either.
-    let r = s
-        .http
-        .post(s.url("/introspect"))
-        .basic_auth(RS2.0, Some(RS2.1))
-        .form(&[("token", alice_pat.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = s.introspect_with_client(RS2, alice_pat.as_str()).await;
     assert_eq!(status_json(r).await.1, json!({"active": false}));
 }
 

@@ -81,14 +81,7 @@ async fn pat_6_in_4_garbage_expired_and_revoked_pats_are_invalid_token() {
     let s = TestServer::start_with(|c| c.access_token_lifetime_secs = 1).await;
     let expired = s.client_token(RS1, None).await;
     let revoked = s.client_token(RS1, None).await;
-    let r = s
-        .http
-        .post(s.url("/revoke"))
-        .basic_auth(RS1.0, Some(RS1.1))
-        .form(&[("token", revoked.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = s.revoke(RS1, &revoked).await;
     assert_eq!(r.status(), 200);
     // Tampered signature.
     let mut tampered = s.client_token(RS1, None).await;

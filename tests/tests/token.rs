@@ -424,33 +424,25 @@ async fn login_page_refuses_unregistered_redirect_and_missing_pkce() {
         "http://127.0.0.1:9/callback?x=1",
     ] {
         let r = s
-            .http
-            .get(s.url("/authorize"))
-            .query(&[
+            .authorize(&[
                 ("response_type", "code"),
                 ("client_id", RS1.0),
                 ("redirect_uri", redirect),
                 ("code_challenge", &challenge),
                 ("code_challenge_method", "S256"),
             ])
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(r.status(), 400, "{redirect}");
         assert!(r.headers().get("location").is_none());
     }
     // Missing PKCE: redirect back with invalid_request and the state echoed.
     let r = s
-        .http
-        .get(s.url("/authorize"))
-        .query(&[
+        .authorize(&[
             ("response_type", "code"),
             ("client_id", RS1.0),
             ("state", "<script>"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 303);
     let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     let q: std::collections::HashMap<_, _> = loc.query_pairs().into_owned().collect();
@@ -462,34 +454,18 @@ async fn login_page_refuses_unregistered_redirect_and_missing_pkce() {
 #[tokio::test]
 async fn s23_login_post_without_the_csrf_cookie_is_refused() {
     let s = TestServer::start().await;
-    let challenge = pkce_challenge(&"v".repeat(43));
-    let page = s
-        .http
-        .get(s.url("/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", RS1.0),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.headers()["x-frame-options"], "DENY");
-    let html = page.text().await.unwrap();
-    let login_id = hidden_field(&html, "login_id");
+    let form = s.login_page(RS1.0, &"v".repeat(43), &[]).await;
     let r = s
-        .http
-        .post(s.url("/authorize"))
-        .form(&[
-            ("login_id", login_id.as_str()),
-            ("username", ALICE.0),
-            ("password", ALICE.1),
-            ("decision", "allow"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .submit_login(
+            &form,
+            false,
+            &[
+                ("username", ALICE.0),
+                ("password", ALICE.1),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 403);
     assert!(r.headers().get("location").is_none());
 }
@@ -497,48 +473,24 @@ async fn s23_login_post_without_the_csrf_cookie_is_refused() {
 #[tokio::test]
 async fn wrong_password_shows_the_form_again_and_deny_redirects_access_denied() {
     let s = TestServer::start().await;
-    let challenge = pkce_challenge(&"v".repeat(43));
-    let page = s
-        .http
-        .get(s.url("/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", RS1.0),
-            ("state", "s"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let cookie = csrf_cookie(&page);
-    let id = hidden_field(&page.text().await.unwrap(), "login_id");
+    let form = s
+        .login_page(RS1.0, &"v".repeat(43), &[("state", "s")])
+        .await;
     let r = s
-        .http
-        .post(s.url("/authorize"))
-        .header("cookie", &cookie)
-        .form(&[
-            ("login_id", id.as_str()),
-            ("username", ALICE.0),
-            ("password", "wrong-password"),
-            ("decision", "allow"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .submit_login(
+            &form,
+            true,
+            &[
+                ("username", ALICE.0),
+                ("password", "wrong-password"),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 200);
-    let cookie = csrf_cookie(&r);
-    let html = r.text().await.unwrap();
-    assert!(html.contains("Wrong username or password"));
-    let id = hidden_field(&html, "login_id");
-    let r = s
-        .http
-        .post(s.url("/authorize"))
-        .header("cookie", &cookie)
-        .form(&[("login_id", id.as_str()), ("decision", "deny")])
-        .send()
-        .await
-        .unwrap();
+    let form = LoginForm::read(r).await;
+    assert!(form.html.contains("Wrong username or password"));
+    let r = s.submit_login(&form, true, &[("decision", "deny")]).await;
     assert_eq!(r.status(), 303);
     let loc = r.headers()["location"].to_str().unwrap();
     assert!(
@@ -554,26 +506,12 @@ async fn rfc7009_revoked_access_and_refresh_tokens_stop_working() {
     let s = TestServer::start().await;
     let (pat, refresh) = s.user_pat(RS1, ALICE).await;
     // Another client cannot revoke it (answered 200, token keeps working).
-    let r = s
-        .http
-        .post(s.url("/revoke"))
-        .basic_auth(RS2.0, Some(RS2.1))
-        .form(&[("token", pat.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = s.revoke(RS2, &pat).await;
     assert_eq!(r.status(), 200);
     let (_, v) = status_json(s.introspect_with_pat(&pat, &pat).await).await;
     assert_eq!(v["active"], true);
     for t in [&pat, &refresh] {
-        let r = s
-            .http
-            .post(s.url("/revoke"))
-            .basic_auth(RS1.0, Some(RS1.1))
-            .form(&[("token", t.as_str())])
-            .send()
-            .await
-            .unwrap();
+        let r = s.revoke(RS1, t).await;
         assert_eq!(r.status(), 200);
     }
     let r = s
@@ -596,14 +534,148 @@ async fn rfc7009_revoked_access_and_refresh_tokens_stop_working() {
     .await;
     assert_eq!(v["error"], "invalid_grant");
     // Garbage is fine too.
+    let r = s.revoke(RS1, "garbage").await;
+    assert_eq!(r.status(), 200);
+    let _: Value = r.json().await.unwrap();
+}
+
+#[tokio::test]
+async fn login_gives_up_after_repeated_wrong_passwords() {
+    let s = TestServer::start().await;
+    let mut form = s.login_page(RS1.0, &"v".repeat(43), &[]).await;
+    let mut last = reqwest::StatusCode::OK;
+    for _ in 0..5 {
+        let r = s
+            .submit_login(
+                &form,
+                true,
+                &[
+                    ("username", ALICE.0),
+                    ("password", "guess-guess"),
+                    ("decision", "allow"),
+                ],
+            )
+            .await;
+        last = r.status();
+        if last != 200 {
+            break;
+        }
+        form = LoginForm::read(r).await;
+    }
+    assert_eq!(last, 403);
+}
+
+#[tokio::test]
+async fn s_14_error_responses_are_not_cached_either() {
+    let s = TestServer::start().await;
+    let r = s
+        .token_basic(
+            RS1.0,
+            "wrong-secret-0123456789",
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["pragma"], "no-cache");
+}
+
+async fn resource_list_status(s: &TestServer, pat: &str) -> u16 {
+    s.http
+        .get(s.url("/resource_set"))
+        .bearer_auth(pat)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn rfc6749_4_1_2_a_replayed_code_revokes_the_tokens_issued_from_it() {
+    let s = TestServer::start().await;
+    let verifier = "r".repeat(43);
+    let code = s.login_code(RS1.0, ALICE, &verifier).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", RS_REDIRECT),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (st, v) = status_json(s.token_basic(RS1.0, RS1.1, &form).await).await;
+    assert_eq!(st, 200);
+    let pat = v["access_token"].as_str().unwrap().to_owned();
+    let refresh = v["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(resource_list_status(&s, &pat).await, 200);
+    let (st, v) = status_json(s.token_basic(RS1.0, RS1.1, &form).await).await;
+    assert_eq!(
+        (st.as_u16(), v["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(resource_list_status(&s, &pat).await, 401);
+    let (_, v) = status_json(
+        s.token_basic(
+            RS1.0,
+            RS1.1,
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(v["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_replayed_refresh_token_revokes_its_whole_grant() {
+    let s = TestServer::start().await;
+    let (_pat, refresh1) = s.user_pat(RS1, ALICE).await;
+    let refresh = |t: String| {
+        let s = &s;
+        async move {
+            status_json(
+                s.token_basic(
+                    RS1.0,
+                    RS1.1,
+                    &[("grant_type", "refresh_token"), ("refresh_token", &t)],
+                )
+                .await,
+            )
+            .await
+        }
+    };
+    let (st, v) = refresh(refresh1.clone()).await;
+    assert_eq!(st, 200);
+    let pat2 = v["access_token"].as_str().unwrap().to_owned();
+    let refresh2 = v["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(resource_list_status(&s, &pat2).await, 200);
+    // The rotated-out token comes back: someone copied it.
+    let (st, v) = refresh(refresh1).await;
+    assert_eq!(
+        (st.as_u16(), v["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(resource_list_status(&s, &pat2).await, 401);
+    let (_, v) = refresh(refresh2).await;
+    assert_eq!(v["error"], "invalid_grant");
+    // Other grants of the same owner are unaffected.
+    let (pat3, _) = s.user_pat(RS1, ALICE).await;
+    assert_eq!(resource_list_status(&s, &pat3).await, 200);
+}
+
+#[tokio::test]
+async fn rfc7009_2_1_revoking_a_refresh_token_revokes_the_access_tokens_of_its_grant() {
+    let s = TestServer::start().await;
+    let (pat, refresh) = s.user_pat(RS1, ALICE).await;
     let r = s
         .http
         .post(s.url("/revoke"))
         .basic_auth(RS1.0, Some(RS1.1))
-        .form(&[("token", "garbage")])
+        .form(&[
+            ("token", refresh.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let _: Value = r.json().await.unwrap();
+    assert_eq!(resource_list_status(&s, &pat).await, 401);
 }

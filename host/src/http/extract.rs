@@ -36,6 +36,24 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     })
 }
 
+/// The credentials of the request's `Authorization` header when it uses `scheme`
+/// (case-insensitive): `Ok(None)` without the header or with another scheme. Two headers, or
+/// one that is not visible ASCII, are a malformed request (RFC 6750 §3.1 `invalid_request`).
+pub fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Result<Option<&'a str>> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(v) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Error::invalid_request("more than one Authorization header"));
+    }
+    let v = v
+        .to_str()
+        .map_err(|_| Error::invalid_request("malformed Authorization header"))?;
+    let (s, credentials) = v.split_once(' ').unwrap_or((v, ""));
+    Ok(s.eq_ignore_ascii_case(scheme).then(|| credentials.trim()))
+}
+
 /// The media type of the request without parameters, lowercased.
 fn media_type(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;

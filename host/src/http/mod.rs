@@ -19,7 +19,7 @@ use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
 use axum::http::StatusCode;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::config::Config;
@@ -121,7 +121,10 @@ pub fn router(state: AppState) -> Router {
     .layer(axum::middleware::from_fn(error::protocol_errors))
     .layer(
         TraceLayer::new_for_http()
-            .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+            // Method and path only: a query string may carry a token a client misplaced.
+            .make_span_with(|req: &Request| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            })
             .on_response(DefaultOnResponse::new().level(Level::INFO)),
     )
     .with_state(state)

@@ -27,6 +27,10 @@ pub struct AccessTokenClaims {
     /// Space-delimited scopes (absent on RPTs, Fed §5.1.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The grant family (authorization code and its refreshes) the token belongs to; revoking
+    /// the family revokes the token (code or refresh-token replay, refresh-token revocation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     /// RPTs only: the resource owner whose resources `permissions` name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
@@ -56,6 +60,7 @@ impl AccessTokenClaims {
             exp: iat + lifetime,
             jti: random_token(16)?,
             scope: (!scope.is_empty()).then(|| scope.join(" ")),
+            family: None,
             owner: None,
             permissions: None,
         })
@@ -114,6 +119,11 @@ pub async fn validate(state: &AppState, token: &str) -> Result<Result<AccessToke
         Err(reason) => return Ok(Err(reason)),
     };
     if state.store.is_revoked(&claims.jti).await? {
+        return Ok(Err("token revoked".into()));
+    }
+    if let Some(f) = &claims.family
+        && state.store.is_family_revoked(f).await?
+    {
         return Ok(Err("token revoked".into()));
     }
     Ok(Ok(claims))

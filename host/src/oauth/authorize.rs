@@ -17,6 +17,10 @@ use crate::http::extract::FormParams;
 use crate::keys::random_token;
 use crate::store::{AuthCode, PendingLogin, unix_now};
 
+/// Wrong passwords accepted on one login before the pending request is dropped (the client must
+/// start a new authorization request, which slows down password guessing through one flow).
+pub const MAX_LOGIN_FAILURES: u32 = 5;
+
 /// Name of the anti-CSRF cookie of the login form.
 pub const CSRF_COOKIE: &str = "uma_login_csrf";
 
@@ -127,10 +131,7 @@ pub async fn begin(state: &AppState, query: &str) -> Result<Outcome> {
         Some(s) => split_scope(s),
         None => vec![UMA_PROTECTION.to_owned()],
     };
-    if let Some(s) = scope
-        .iter()
-        .find(|s| *s != UMA_PROTECTION && !client.scopes.contains(s))
-    {
+    if let Some(s) = super::unavailable_scope(&client, &scope) {
         return fail("invalid_scope", &format!("scope {s} is not available"));
     }
     let pending = PendingLogin {
@@ -142,6 +143,7 @@ pub async fn begin(state: &AppState, query: &str) -> Result<Outcome> {
         scope,
         csrf: random_token(32)?,
         exp: unix_now() + state.config.login_lifetime_secs,
+        failures: 0,
     };
     show_login(state, pending, None).await
 }
@@ -197,6 +199,14 @@ pub async fn finish(
         return show_login(state, pending, Some("Enter your username and password.")).await;
     };
     let Some(user) = super::users::authenticate(state, username, password).await? else {
+        let mut pending = pending;
+        pending.failures += 1;
+        if pending.failures >= MAX_LOGIN_FAILURES {
+            return Ok(error_page(
+                403,
+                "too many failed attempts; start again from the application",
+            ));
+        }
         return show_login(state, pending, Some("Wrong username or password.")).await;
     };
     let code = random_token(32)?;

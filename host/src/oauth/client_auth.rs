@@ -7,12 +7,12 @@
 //! part was wrong (S22), with a `Basic` challenge when Basic was tried.
 
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use base64::Engine;
 
 use crate::error::{Error, Result};
 use crate::http::AppState;
-use crate::http::extract::FormParams;
+use crate::http::extract::{FormParams, authorization};
 use crate::store::Client;
 
 /// How the client authenticated.
@@ -59,22 +59,10 @@ fn form_decode(s: &str) -> Option<String> {
 
 /// `Some((id, secret))` for an `Authorization: Basic` header; `Err` if it is malformed.
 fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(v) = values.next() else {
+    // Another scheme (e.g. a Bearer token) is not client authentication.
+    let Some(rest) = authorization(headers, "basic")? else {
         return Ok(None);
     };
-    if values.next().is_some() {
-        return Err(Error::invalid_request("more than one Authorization header"));
-    }
-    let v = v
-        .to_str()
-        .map_err(|_| Error::InvalidClient { basic: true })?;
-    let Some((scheme, rest)) = v.split_once(' ') else {
-        return Ok(None);
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Ok(None); // e.g. a Bearer token: not client authentication
-    }
     let bad = || Error::InvalidClient { basic: true };
     let raw = base64::engine::general_purpose::STANDARD
         .decode(rest.trim())

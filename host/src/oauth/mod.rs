@@ -22,6 +22,17 @@ pub mod grant {
     pub const UMA_TICKET: &str = "urn:ietf:params:oauth:grant-type:uma-ticket";
 }
 
+/// Scopes a client may be granted in an OAuth access token: `uma_protection` plus its
+/// pre-registered scopes. Returns the first requested scope outside that set.
+pub fn unavailable_scope<'a>(
+    client: &crate::store::Client,
+    requested: &'a [String],
+) -> Option<&'a String> {
+    requested
+        .iter()
+        .find(|s| *s != UMA_PROTECTION && !client.scopes.contains(s))
+}
+
 /// Splits a space-delimited scope string (RFC 6749 §3.3), dropping repeats.
 pub fn split_scope(s: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();

@@ -55,13 +55,8 @@ pub async fn token(state: &AppState, req: &ClientRequest) -> Result<TokenRespons
     }
 }
 
-/// Scopes a client may ask for in an OAuth access token: `uma_protection` plus its
-/// pre-registered scopes.
 fn check_scope(client: &crate::store::Client, requested: &[String]) -> Result<()> {
-    match requested
-        .iter()
-        .find(|s| *s != UMA_PROTECTION && !client.scopes.contains(s))
-    {
+    match super::unavailable_scope(client, requested) {
         Some(s) => Err(Error::InvalidScope(format!(
             "scope {s} is not available to this client"
         ))),
@@ -69,16 +64,42 @@ fn check_scope(client: &crate::store::Client, requested: &[String]) -> Result<()
     }
 }
 
-/// Signs an access token for `subject` and, if wanted, stores a refresh token.
+/// How long a grant family must be remembered: as long as any of its tokens can live.
+fn family_horizon(state: &AppState) -> u64 {
+    unix_now()
+        + state
+            .config
+            .refresh_token_lifetime_secs
+            .max(state.config.access_token_lifetime_secs)
+}
+
+/// Revokes a grant family because one of its single-use credentials was replayed.
+async fn revoke_replayed(state: &AppState, family: &str, what: &str) -> Error {
+    tracing::warn!(family, "{what} replayed: revoking its grant");
+    match state
+        .store
+        .revoke_family(family, family_horizon(state))
+        .await
+    {
+        Ok(()) => Error::InvalidGrant(format!(
+            "{what} was already used; the tokens issued from it are revoked"
+        )),
+        Err(e) => e,
+    }
+}
+
+/// Signs an access token for `subject` (in grant `family`, if any) and, if `refresh` gives
+/// its scope, stores a refresh token of the same family.
 async fn issue(
     state: &AppState,
     subject: &Owner,
     client_id: &str,
     scope: &[String],
+    family: Option<&str>,
     refresh: Option<&[String]>,
 ) -> Result<TokenResponse> {
     let lifetime = state.config.access_token_lifetime_secs;
-    let claims = AccessTokenClaims::new(
+    let mut claims = AccessTokenClaims::new(
         state,
         subject,
         client_id,
@@ -86,6 +107,7 @@ async fn issue(
         scope,
         lifetime,
     )?;
+    claims.family = family.map(str::to_owned);
     let access_token = claims.sign(state)?;
     let refresh_token = match refresh {
         Some(refresh_scope) => {
@@ -95,6 +117,7 @@ async fn issue(
                 subject: subject.clone(),
                 scope: refresh_scope.to_vec(),
                 exp: unix_now() + state.config.refresh_token_lifetime_secs,
+                family: family.unwrap_or_default().to_owned(),
             };
             state.store.put_refresh(&token, &grant).await?;
             Some(token)
@@ -125,7 +148,7 @@ async fn client_credentials(state: &AppState, req: &ClientRequest) -> Result<Tok
     };
     check_scope(&req.client, &scope)?;
     let subject = Owner::Client(req.client.client_id.clone());
-    issue(state, &subject, &req.client.client_id, &scope, None).await
+    issue(state, &subject, &req.client.client_id, &scope, None, None).await
 }
 
 /// RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6, S256 only): the PAT represents the user who logged
@@ -143,6 +166,10 @@ async fn authorization_code(state: &AppState, req: &ClientRequest) -> Result<Tok
         ));
     }
     let Some(stored) = state.store.take_code(code).await? else {
+        // RFC 6749 §4.1.2: a code used twice revokes what it produced.
+        if let Some(family) = state.store.spent_family(code).await? {
+            return Err(revoke_replayed(state, &family, "authorization code").await);
+        }
         return Err(Error::InvalidGrant("unknown, used or expired code".into()));
     };
     if stored.client_id != req.client.client_id {
@@ -165,6 +192,11 @@ async fn authorization_code(state: &AppState, req: &ClientRequest) -> Result<Tok
         return Err(Error::InvalidGrant("the user no longer exists".into()));
     }
     let subject = Owner::User(stored.username);
+    let family = random_token(16)?;
+    state
+        .store
+        .put_spent(code, &family, family_horizon(state))
+        .await?;
     let refresh = req
         .client
         .may_use_grant(grant::REFRESH_TOKEN)
@@ -174,20 +206,36 @@ async fn authorization_code(state: &AppState, req: &ClientRequest) -> Result<Tok
         &subject,
         &req.client.client_id,
         &stored.scope,
+        Some(&family),
         refresh,
     )
     .await
 }
 
-/// RFC 6749 §6: refresh tokens are bound to their client and rotated on every use.
+/// RFC 6749 §6: refresh tokens are bound to their client and rotated on every use; a replayed
+/// (already rotated) refresh token, or one presented by another client, revokes its whole
+/// grant family (OAuth 2.0 Security BCP, refresh token rotation).
 async fn refresh_token(state: &AppState, req: &ClientRequest) -> Result<TokenResponse> {
     let token = req.params.require("refresh_token")?;
     let Some(stored) = state.store.take_refresh(token).await? else {
+        if let Some(family) = state.store.spent_family(token).await? {
+            return Err(revoke_replayed(state, &family, "refresh token").await);
+        }
         return Err(Error::InvalidGrant(
             "unknown, used or expired refresh token".into(),
         ));
     };
+    let family = (!stored.family.is_empty()).then_some(stored.family.as_str());
+    if let Some(f) = family {
+        state.store.put_spent(token, f, stored.exp).await?;
+        if state.store.is_family_revoked(f).await? {
+            return Err(Error::InvalidGrant("refresh token revoked".into()));
+        }
+    }
     if stored.client_id != req.client.client_id {
+        if let Some(f) = family {
+            return Err(revoke_replayed(state, f, "refresh token of another client").await);
+        }
         return Err(Error::InvalidGrant(
             "refresh token was issued to another client".into(),
         ));
@@ -218,6 +266,7 @@ async fn refresh_token(state: &AppState, req: &ClientRequest) -> Result<TokenRes
         &stored.subject,
         &req.client.client_id,
         &scope,
+        family,
         Some(&stored.scope),
     )
     .await

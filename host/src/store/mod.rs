@@ -11,6 +11,9 @@
 //!   are consumed with an atomic `take_*`, so two concurrent redemptions cannot both succeed
 //!   (S19). Expired objects are never returned.
 
+/// Backend-independent behaviour checks, run by every backend's tests.
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod policy;
 mod sled_store;
 
@@ -195,6 +198,10 @@ pub struct RefreshGrant {
     pub subject: Owner,
     pub scope: Vec<String>,
     pub exp: u64,
+    /// The grant family (one per authorization code) shared by every token issued from it,
+    /// so a replayed code or refresh token can revoke them all.
+    #[serde(default)]
+    pub family: String,
 }
 
 /// A validated authorization request waiting for the user to log in on our page.
@@ -211,6 +218,9 @@ pub struct PendingLogin {
     /// Anti-CSRF value also set as a cookie: the form post must carry both (S23).
     pub csrf: String,
     pub exp: u64,
+    /// Wrong passwords entered on this login so far.
+    #[serde(default)]
+    pub failures: u32,
 }
 
 /// A signing key pair.
@@ -289,6 +299,16 @@ pub trait Store: PolicyStore + Send + Sync + 'static {
     // --- revoked access tokens (by jti, kept until the token would have expired) ---
     async fn revoke_jti(&self, jti: &str, exp: u64) -> Result<()>;
     async fn is_revoked(&self, jti: &str) -> Result<bool>;
+
+    // --- grant families: replay detection (RFC 6749 §4.1.2, §10.4; RFC 7009 §2.1) ---
+    /// Remembers until `exp` that a single-use credential (authorization code, refresh token)
+    /// of grant `family` was consumed.
+    async fn put_spent(&self, token: &str, family: &str, exp: u64) -> Result<()>;
+    /// The family of a consumed credential, while it is remembered.
+    async fn spent_family(&self, token: &str) -> Result<Option<String>>;
+    /// Revokes every token of a grant family until `exp`.
+    async fn revoke_family(&self, family: &str, exp: u64) -> Result<()>;
+    async fn is_family_revoked(&self, family: &str) -> Result<bool>;
 
     // --- signing keys ---
     async fn list_keys(&self) -> Result<Vec<KeyRecord>>;

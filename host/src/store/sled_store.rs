@@ -31,6 +31,17 @@ impl Expiring for PendingLogin {
         self.exp
     }
 }
+/// A consumed single-use credential, remembered for replay detection.
+#[derive(Serialize, serde::Deserialize)]
+struct Spent {
+    family: String,
+    exp: u64,
+}
+impl Expiring for Spent {
+    fn exp(&self) -> u64 {
+        self.exp
+    }
+}
 impl Expiring for RefreshGrant {
     fn exp(&self) -> u64 {
         self.exp
@@ -47,6 +58,8 @@ pub struct SledStore {
     logins: sled::Tree,
     refresh: sled::Tree,
     revoked: sled::Tree,
+    spent: sled::Tree,
+    revoked_families: sled::Tree,
     keys: sled::Tree,
     secrets: sled::Tree,
 }
@@ -97,6 +110,8 @@ impl SledStore {
             logins: t("logins")?,
             refresh: t("refresh")?,
             revoked: t("revoked")?,
+            spent: t("spent")?,
+            revoked_families: t("revoked_families")?,
             keys: t("keys")?,
             secrets: t("secrets")?,
             db,
@@ -299,6 +314,26 @@ impl Store for SledStore {
         Ok(self.revoked.contains_key(jti.as_bytes())?)
     }
 
+    async fn put_spent(&self, token: &str, family: &str, exp: u64) -> Result<()> {
+        let record = Spent {
+            family: family.to_owned(),
+            exp,
+        };
+        self.insert(&self.spent, &secret_key(token), &record).await
+    }
+    async fn spent_family(&self, token: &str) -> Result<Option<String>> {
+        let s: Option<Spent> = Self::get(&self.spent, &secret_key(token))?;
+        Ok(s.filter(|s| s.exp > unix_now()).map(|s| s.family))
+    }
+    async fn revoke_family(&self, family: &str, exp: u64) -> Result<()> {
+        self.revoked_families
+            .insert(family.as_bytes(), &exp.to_be_bytes())?;
+        self.flush().await
+    }
+    async fn is_family_revoked(&self, family: &str) -> Result<bool> {
+        Ok(self.revoked_families.contains_key(family.as_bytes())?)
+    }
+
     async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
         Self::all(&self.keys)
     }
@@ -332,12 +367,15 @@ impl Store for SledStore {
         n += Self::prune_tree::<AuthCode>(&self.codes, now)?;
         n += Self::prune_tree::<PendingLogin>(&self.logins, now)?;
         n += Self::prune_tree::<RefreshGrant>(&self.refresh, now)?;
-        for kv in self.revoked.iter() {
-            let (k, v) = kv?;
-            let exp = v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
-            if exp <= now {
-                self.revoked.remove(k)?;
-                n += 1;
+        n += Self::prune_tree::<Spent>(&self.spent, now)?;
+        for tree in [&self.revoked, &self.revoked_families] {
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                let exp = v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+                if exp <= now {
+                    tree.remove(k)?;
+                    n += 1;
+                }
             }
         }
         if n > 0 {
@@ -352,116 +390,53 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::store::conformance;
 
-    fn scope(owner: &str, rs: &str) -> ResourceScope {
-        ResourceScope {
-            owner: Owner::User(owner.into()),
-            resource_server: rs.into(),
-        }
-    }
-
-    fn ticket(exp: u64) -> Ticket {
-        Ticket {
-            owner: Owner::User("alice".into()),
-            resource_server: "rs1".into(),
-            permissions: vec![Permission {
-                resource_id: "r1".into(),
-                resource_scopes: vec!["view".into()],
-            }],
-            iat: unix_now(),
-            exp,
-        }
+    fn open() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        (dir, store)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn s19_ticket_is_single_use_under_concurrent_redemption() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SledStore::open(dir.path()).unwrap());
-        store
-            .put_ticket("t1", &ticket(unix_now() + 60))
-            .await
-            .unwrap();
-        let tasks: Vec<_> = (0..16)
-            .map(|_| {
-                let s = store.clone();
-                tokio::spawn(async move { s.take_ticket("t1").await.unwrap().is_some() })
-            })
-            .collect();
-        let mut winners = 0;
-        for t in tasks {
-            winners += usize::from(t.await.unwrap());
-        }
-        assert_eq!(winners, 1);
-        // A rotated ticket is a new, independent single-use ticket.
-        store
-            .put_ticket("t2", &ticket(unix_now() + 60))
-            .await
-            .unwrap();
-        assert!(store.take_ticket("t1").await.unwrap().is_none());
-        let t2 = store.take_ticket("t2").await.unwrap().unwrap();
-        assert_eq!(t2.permissions[0].resource_id, "r1");
+        let (_d, s) = open();
+        conformance::tickets_are_single_use_under_concurrency(s).await;
     }
 
     #[tokio::test]
-    async fn t_4_expired_tickets_are_never_returned() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        store.put_ticket("old", &ticket(unix_now())).await.unwrap();
-        assert!(store.take_ticket("old").await.unwrap().is_none());
-        store
-            .put_ticket("old2", &ticket(unix_now() - 1))
-            .await
-            .unwrap();
-        assert_eq!(store.prune_expired(unix_now()).await.unwrap(), 1);
+    async fn t_4_expired_objects_are_never_returned() {
+        let (_d, s) = open();
+        conformance::expired_objects_are_never_returned(s.as_ref()).await;
     }
 
     #[tokio::test]
     async fn s10_resources_are_only_reachable_within_their_scope() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        let r = ResourceDescription {
-            resource_scopes: vec!["view".into()],
-            description: None,
-            icon_uri: None,
-            name: None,
-            resource_type: None,
-            localized: Default::default(),
-        };
-        let a = scope("alice", "rs1");
-        store.create_resource(&a, "id1", &r).await.unwrap();
-        for other in [
-            scope("bob", "rs1"),
-            scope("alice", "rs2"),
-            scope("alice", "rs1\0x"),
-        ] {
-            assert!(store.get_resource(&other, "id1").await.unwrap().is_none());
-            assert!(!store.replace_resource(&other, "id1", &r).await.unwrap());
-            assert!(!store.delete_resource(&other, "id1").await.unwrap());
-            assert!(store.list_resources(&other).await.unwrap().is_empty());
-        }
-        // A client owner with the same id as a user is a different owner.
-        let c = ResourceScope {
-            owner: Owner::Client("alice".into()),
-            resource_server: "rs1".into(),
-        };
-        assert!(store.get_resource(&c, "id1").await.unwrap().is_none());
-        assert!(store.get_resource(&a, "id1").await.unwrap().is_some());
-        assert_eq!(store.list_resources(&a).await.unwrap().len(), 1);
+        let (_d, s) = open();
+        conformance::resources_are_scoped(s.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn clients_users_codes_refresh_tokens_and_keys() {
+        let (_d, s) = open();
+        conformance::clients_users_and_single_use_grants(s.as_ref()).await;
     }
 
     #[tokio::test]
     async fn acknowledged_writes_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        {
+        let secret = {
             let store = SledStore::open(dir.path()).unwrap();
             store
-                .put_ticket("t", &ticket(unix_now() + 60))
+                .put_ticket("t", &conformance::ticket(unix_now() + 60))
                 .await
                 .unwrap();
             let k1 = store.server_secret("k").await.unwrap();
             assert_eq!(k1, store.server_secret("k").await.unwrap());
-        }
+            k1
+        };
         let store = SledStore::open(dir.path()).unwrap();
         assert!(store.take_ticket("t").await.unwrap().is_some());
+        assert_eq!(store.server_secret("k").await.unwrap(), secret);
     }
 }

@@ -1,7 +1,7 @@
 //! Token introspection (RFC 7662 with the UMA extension of Fed §5), authorized by a PAT or by
 //! the resource server's client credentials. A caller only learns about tokens meant for it: an
-//! RPT for its own resource server (and, with a PAT, its owner), or a token its own client
-//! obtained. Everything else, like garbage, expired or revoked tokens, is exactly
+//! RPT for its own resource server (and, with a user's PAT, that user's resources), or a token
+//! its own client obtained. Everything else, like garbage, expired or revoked tokens, is exactly
 //! `{"active":false}` (IN-12, IN-20).
 
 use serde_json::{Value, json};
@@ -29,9 +29,18 @@ impl Caller {
             Caller::Client(c) => &c.client_id,
         }
     }
+    /// The owner the caller is restricted to. A PAT obtained by the resource server for itself
+    /// (client credentials) authenticates the resource server as such, exactly like its client
+    /// credentials, so it is not restricted to one owner; a PAT of a user is (IN-20).
     fn owner(&self) -> Option<&Owner> {
         match self {
-            Caller::Pat(p) => Some(&p.scope().owner),
+            Caller::Pat(p) => {
+                let scope = p.scope();
+                match &scope.owner {
+                    Owner::Client(c) if *c == scope.resource_server => None,
+                    owner => Some(owner),
+                }
+            }
             Caller::Client(_) => None,
         }
     }
@@ -200,6 +209,21 @@ mod tests {
         let v = introspect(&s, &Caller::Client(rs1), &form(&token))
             .await
             .unwrap();
+        assert_eq!(v["active"], true);
+        // So does the PAT the resource server obtained for itself with client credentials.
+        let own = AccessTokenClaims::new(
+            &s,
+            &Owner::Client("rs1".into()),
+            "rs1",
+            &s.config.issuer,
+            &[UMA_PROTECTION.to_owned()],
+            60,
+        )
+        .unwrap()
+        .sign(&s)
+        .unwrap();
+        let caller = Caller::Pat(crate::uma::pat::authenticate(&s, &own).await.unwrap());
+        let v = introspect(&s, &caller, &form(&token)).await.unwrap();
         assert_eq!(v["active"], true);
     }
 

@@ -4,11 +4,12 @@
 //! wrong scope (or an RPT) → 403 `insufficient_scope`; a token sent two ways → 400.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 
 use crate::error::{Error, Result};
 use crate::http::AppState;
+use crate::http::extract::authorization;
 use crate::oauth::UMA_PROTECTION;
 use crate::oauth::access_token::{AccessTokenClaims, validate};
 use crate::store::{Owner, ResourceScope};
@@ -29,26 +30,9 @@ impl Pat {
 
 /// The bearer token of the `Authorization` header, if any.
 pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(v) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(Error::invalid_request("more than one Authorization header"));
-    }
-    let v = v
-        .to_str()
-        .map_err(|_| Error::InvalidToken("malformed Authorization header".into()))?;
-    match v.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-            let token = token.trim();
-            if token.is_empty() {
-                Err(Error::InvalidToken("empty bearer token".into()))
-            } else {
-                Ok(Some(token))
-            }
-        }
-        _ => Ok(None),
+    match authorization(headers, "bearer")? {
+        Some("") => Err(Error::InvalidToken("empty bearer token".into())),
+        t => Ok(t),
     }
 }
 

@@ -96,28 +96,23 @@ pub async fn request_ticket(
                 p.resource_id
             )));
         }
-        match permissions
-            .iter_mut()
-            .find(|x| x.resource_id == p.resource_id)
+        let index = match permissions
+            .iter()
+            .position(|x| x.resource_id == p.resource_id)
         {
-            Some(existing) => {
-                for s in p.resource_scopes {
-                    if !existing.resource_scopes.contains(&s) {
-                        existing.resource_scopes.push(s);
-                    }
-                }
-            }
+            Some(i) => i,
             None => {
-                let mut scopes: Vec<String> = Vec::new();
-                for s in p.resource_scopes {
-                    if !scopes.contains(&s) {
-                        scopes.push(s);
-                    }
-                }
                 permissions.push(Permission {
                     resource_id: p.resource_id,
-                    resource_scopes: scopes,
+                    resource_scopes: Vec::new(),
                 });
+                permissions.len() - 1
+            }
+        };
+        let scopes = &mut permissions[index].resource_scopes;
+        for s in p.resource_scopes {
+            if !scopes.contains(&s) {
+                scopes.push(s);
             }
         }
     }
