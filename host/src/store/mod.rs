@@ -15,6 +15,7 @@
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod policy;
+pub mod uma;
 mod sled_store;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use policy::PolicyStore;
+pub use uma::UmaStore;
 pub use sled_store::SledStore;
 
 use crate::error::Result;
@@ -176,6 +178,17 @@ pub struct Ticket {
     pub permissions: Vec<Permission>,
     pub iat: u64,
     pub exp: u64,
+    /// Set on tickets this server rotated (need_info, request_submitted, claims redirect): only
+    /// the client that received it may redeem it. Tickets from the permission endpoint are for
+    /// whichever client the resource server hands them to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Claims gathered at the claims interaction endpoint, carried to the next token request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<crate::runtime::Claim>,
+    /// The owner-approval request this ticket polls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 /// A pending authorization code (RFC 6749 §4.1, PKCE S256).
@@ -236,7 +249,7 @@ pub struct KeyRecord {
 
 /// Storage of everything the server remembers. All methods are durable on return.
 #[async_trait]
-pub trait Store: PolicyStore + Send + Sync + 'static {
+pub trait Store: PolicyStore + UmaStore + Send + Sync + 'static {
     // --- clients ---
     /// Creates the client; `Ok(false)` if the id is taken.
     async fn create_client(&self, client: &Client) -> Result<bool>;

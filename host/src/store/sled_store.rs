@@ -11,6 +11,7 @@ use super::*;
 use crate::error::Error;
 
 mod policy;
+mod uma;
 
 /// Objects that carry their own expiry (unix seconds).
 trait Expiring {

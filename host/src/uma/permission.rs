@@ -124,6 +124,9 @@ pub async fn request_ticket(
         permissions,
         iat: now,
         exp: now + state.config.ticket_lifetime_secs,
+        client_id: None,
+        claims: Vec::new(),
+        approval: None,
     };
     state.store.put_ticket(&ticket, &record).await?;
     Ok(ticket)
