@@ -354,6 +354,21 @@ impl TestServer {
             .to_owned()
     }
 
+    /// A Protection API call with `pat`: status and JSON body (Null when empty).
+    pub async fn pat_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        pat: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self.http.request(method, self.url(path)).bearer_auth(pat);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        status_json(r.send().await.unwrap()).await
+    }
+
     pub async fn permission(&self, pat: &str, body: Value) -> reqwest::Response {
         self.http
             .post(self.url("/permission"))
