@@ -154,7 +154,8 @@ impl TestServer {
             http,
         };
         // Wait until the state is open and the router answers.
-        for _ in 0..200 {
+        // Generous: CI runs many test binaries at once on 2 cores.
+        for _ in 0..1200 {
             if let Ok(r) = s.http.get(s.url("/healthz")).send().await
                 && r.status() == StatusCode::OK
             {
