@@ -154,7 +154,8 @@ impl TestServer {
             http,
         };
         // Wait until the state is open and the router answers.
-        for _ in 0..200 {
+        // Generous: CI runs many test binaries at once on 2 cores.
+        for _ in 0..1200 {
             if let Ok(r) = s.http.get(s.url("/healthz")).send().await
                 && r.status() == StatusCode::OK
             {
@@ -352,6 +353,21 @@ impl TestServer {
             .as_str()
             .unwrap()
             .to_owned()
+    }
+
+    /// A Protection API call with `pat`: status and JSON body (Null when empty).
+    pub async fn pat_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        pat: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self.http.request(method, self.url(path)).bearer_auth(pat);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        status_json(r.send().await.unwrap()).await
     }
 
     pub async fn permission(&self, pat: &str, body: Value) -> reqwest::Response {

@@ -2,22 +2,8 @@
 //! only ever reaches the resources of its own (owner, resource server).
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use uma_integration_tests::*;
-
-async fn call(
-    s: &TestServer,
-    m: Method,
-    path: &str,
-    pat: &str,
-    body: Option<Value>,
-) -> (reqwest::StatusCode, Value) {
-    let mut r = s.http.request(m, s.url(path)).bearer_auth(pat);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    status_json(r.send().await.unwrap()).await
-}
 
 struct World {
     s: TestServer,
@@ -48,14 +34,14 @@ async fn world() -> World {
 }
 
 async fn assert_untouched(w: &World) {
-    let (st, v) = call(
-        &w.s,
-        Method::GET,
-        &format!("/resource_set/{}", w.bob_doc),
-        &w.bob_rs1,
-        None,
-    )
-    .await;
+    let (st, v) =
+        w.s.pat_call(
+            Method::GET,
+            &format!("/resource_set/{}", w.bob_doc),
+            &w.bob_rs1,
+            None,
+        )
+        .await;
     assert_eq!(st, 200);
     assert_eq!(v["description"], "bob's");
     assert_eq!(v["resource_scopes"], json!(["view"]));
@@ -67,17 +53,14 @@ async fn rr_30_lists_hold_only_the_callers_own_resources() {
     let mine =
         w.s.create_resource(&w.alice_rs1, json!({"resource_scopes": []}))
             .await;
-    let (_, v) = call(&w.s, Method::GET, "/resource_set", &w.alice_rs1, None).await;
+    let (_, v) =
+        w.s.pat_call(Method::GET, "/resource_set", &w.alice_rs1, None)
+            .await;
     assert_eq!(v, json!([mine]));
     // Filters cannot widen the scope either.
-    let (_, v) = call(
-        &w.s,
-        Method::GET,
-        "/resource_set?name=bobdoc",
-        &w.alice_rs1,
-        None,
-    )
-    .await;
+    let (_, v) =
+        w.s.pat_call(Method::GET, "/resource_set?name=bobdoc", &w.alice_rs1, None)
+            .await;
     assert_eq!(v, json!([]));
 }
 
@@ -90,7 +73,7 @@ async fn rr_31_another_owners_resource_is_404_for_read_update_delete() {
         (Method::PUT, Some(json!({"resource_scopes": ["hijack"]}))),
         (Method::DELETE, None),
     ] {
-        let (st, v) = call(&w.s, m.clone(), &path, &w.alice_rs1, body).await;
+        let (st, v) = w.s.pat_call(m.clone(), &path, &w.alice_rs1, body).await;
         assert_eq!(st, 404, "{m}");
         assert_eq!(v["error"], "not_found");
     }
@@ -109,13 +92,15 @@ async fn rr_32_same_owner_other_resource_server_cannot_read_or_change() {
         (Method::PUT, Some(json!({"resource_scopes": []}))),
         (Method::DELETE, None),
     ] {
-        let (st, _) = call(&w.s, m.clone(), &path, &w.alice_rs2, body).await;
+        let (st, _) = w.s.pat_call(m.clone(), &path, &w.alice_rs2, body).await;
         assert_eq!(st, 404, "{m}");
     }
     // Recorded behaviour: RS2's list does not show RS1's resources.
-    let (_, v) = call(&w.s, Method::GET, "/resource_set", &w.alice_rs2, None).await;
+    let (_, v) =
+        w.s.pat_call(Method::GET, "/resource_set", &w.alice_rs2, None)
+            .await;
     assert_eq!(v, json!([]));
-    let (st, _) = call(&w.s, Method::GET, &path, &w.alice_rs1, None).await;
+    let (st, _) = w.s.pat_call(Method::GET, &path, &w.alice_rs1, None).await;
     assert_eq!(st, 200);
 }
 
@@ -123,16 +108,18 @@ async fn rr_32_same_owner_other_resource_server_cannot_read_or_change() {
 async fn rr_31_the_resource_servers_own_pat_is_a_different_owner_than_its_users() {
     let w = world().await;
     let rs_pat = w.s.client_token(RS1, None).await;
-    let (st, _) = call(
-        &w.s,
-        Method::GET,
-        &format!("/resource_set/{}", w.bob_doc),
-        &rs_pat,
-        None,
-    )
-    .await;
+    let (st, _) =
+        w.s.pat_call(
+            Method::GET,
+            &format!("/resource_set/{}", w.bob_doc),
+            &rs_pat,
+            None,
+        )
+        .await;
     assert_eq!(st, 404);
-    let (_, v) = call(&w.s, Method::GET, "/resource_set", &rs_pat, None).await;
+    let (_, v) =
+        w.s.pat_call(Method::GET, "/resource_set", &rs_pat, None)
+            .await;
     assert_eq!(v, json!([]));
 }
 
@@ -186,26 +173,28 @@ async fn s9_ids_in_a_body_never_override_the_callers_identity() {
         )
         .await;
     assert_ne!(id, w.bob_doc);
-    let (_, v) = call(&w.s, Method::GET, "/resource_set", &w.bob_rs1, None).await;
+    let (_, v) =
+        w.s.pat_call(Method::GET, "/resource_set", &w.bob_rs1, None)
+            .await;
     assert_eq!(v, json!([w.bob_doc]));
-    let (st, _) = call(
-        &w.s,
-        Method::GET,
-        &format!("/resource_set/{id}"),
-        &w.alice_rs1,
-        None,
-    )
-    .await;
+    let (st, _) =
+        w.s.pat_call(
+            Method::GET,
+            &format!("/resource_set/{id}"),
+            &w.alice_rs1,
+            None,
+        )
+        .await;
     assert_eq!(st, 200);
     // An `_id` in a PUT body does not redirect the update to another resource.
-    let (st, _) = call(
-        &w.s,
-        Method::PUT,
-        &format!("/resource_set/{id}"),
-        &w.alice_rs1,
-        Some(json!({"resource_scopes": ["hijack"], "_id": w.bob_doc})),
-    )
-    .await;
+    let (st, _) =
+        w.s.pat_call(
+            Method::PUT,
+            &format!("/resource_set/{id}"),
+            &w.alice_rs1,
+            Some(json!({"resource_scopes": ["hijack"], "_id": w.bob_doc})),
+        )
+        .await;
     assert_eq!(st, 200);
     assert_untouched(&w).await;
 }

@@ -4,20 +4,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uma_integration_tests::*;
 
-async fn req(
-    s: &TestServer,
-    m: Method,
-    path: &str,
-    pat: &str,
-    body: Option<Value>,
-) -> (reqwest::StatusCode, Value) {
-    let mut r = s.http.request(m, s.url(path)).bearer_auth(pat);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    status_json(r.send().await.unwrap()).await
-}
-
 #[tokio::test]
 async fn rr_10_create_returns_201_location_and_id() {
     let s = TestServer::start().await;
@@ -55,7 +41,9 @@ async fn rr_3_to_rr_7_rr_9_rr_11_members_round_trip_through_read() {
         "type": "http://www.example.com/rsrcs/photoalbum",
     });
     let id = s.create_resource(&pat, desc.clone()).await;
-    let (st, v) = req(&s, Method::GET, &format!("/resource_set/{id}"), &pat, None).await;
+    let (st, v) = s
+        .pat_call(Method::GET, &format!("/resource_set/{id}"), &pat, None)
+        .await;
     assert_eq!(st, 200);
     assert_eq!(v["_id"], id.as_str());
     for (k, val) in desc.as_object().unwrap() {
@@ -67,17 +55,19 @@ async fn rr_3_to_rr_7_rr_9_rr_11_members_round_trip_through_read() {
 async fn rr_8_unknown_members_are_ignored() {
     let s = TestServer::start().await;
     let pat = s.client_token(RS1, None).await;
-    let (st, v) = req(
-        &s,
-        Method::POST,
-        "/resource_set",
-        &pat,
-        Some(json!({"resource_scopes": ["view"], "x_ext": 1, "owner": "bob"})),
-    )
-    .await;
+    let (st, v) = s
+        .pat_call(
+            Method::POST,
+            "/resource_set",
+            &pat,
+            Some(json!({"resource_scopes": ["view"], "x_ext": 1, "owner": "bob"})),
+        )
+        .await;
     assert_eq!(st, 201);
     let id = v["_id"].as_str().unwrap();
-    let (_, v) = req(&s, Method::GET, &format!("/resource_set/{id}"), &pat, None).await;
+    let (_, v) = s
+        .pat_call(Method::GET, &format!("/resource_set/{id}"), &pat, None)
+        .await;
     assert!(v.get("x_ext").is_none());
 }
 
@@ -91,29 +81,31 @@ async fn rr_12_update_is_a_full_replacement() {
             json!({"resource_scopes": ["view", "edit"], "description": "d", "name": "n"}),
         )
         .await;
-    let (st, v) = req(
-        &s,
-        Method::PUT,
-        &format!("/resource_set/{id}"),
-        &pat,
-        Some(json!({"resource_scopes": ["print"], "name": "n2"})),
-    )
-    .await;
+    let (st, v) = s
+        .pat_call(
+            Method::PUT,
+            &format!("/resource_set/{id}"),
+            &pat,
+            Some(json!({"resource_scopes": ["print"], "name": "n2"})),
+        )
+        .await;
     assert_eq!(st, 200);
     assert_eq!(v["_id"], id.as_str());
-    let (_, v) = req(&s, Method::GET, &format!("/resource_set/{id}"), &pat, None).await;
+    let (_, v) = s
+        .pat_call(Method::GET, &format!("/resource_set/{id}"), &pat, None)
+        .await;
     assert!(v.get("description").is_none());
     assert_eq!(v["resource_scopes"], json!(["print"]));
     assert_eq!(v["name"], "n2");
     // RR-22: a PUT without resource_scopes is 400.
-    let (st, v) = req(
-        &s,
-        Method::PUT,
-        &format!("/resource_set/{id}"),
-        &pat,
-        Some(json!({"name": "x"})),
-    )
-    .await;
+    let (st, v) = s
+        .pat_call(
+            Method::PUT,
+            &format!("/resource_set/{id}"),
+            &pat,
+            Some(json!({"name": "x"})),
+        )
+        .await;
     assert_eq!(
         (st.as_u16(), v["error"].as_str()),
         (400, Some("invalid_request"))
@@ -130,7 +122,7 @@ async fn rr_13_rr_14_delete_then_gone_from_read_list_and_permission() {
     let b = s
         .create_resource(&pat, json!({"resource_scopes": ["view"]}))
         .await;
-    let (st, v) = req(&s, Method::GET, "/resource_set", &pat, None).await;
+    let (st, v) = s.pat_call(Method::GET, "/resource_set", &pat, None).await;
     assert_eq!(st, 200);
     let ids: Vec<&str> = v
         .as_array()
@@ -147,18 +139,15 @@ async fn rr_13_rr_14_delete_then_gone_from_read_list_and_permission() {
         .await
         .unwrap();
     assert!(r.status() == 200 || r.status() == 204);
-    let (st, v) = req(&s, Method::GET, &format!("/resource_set/{a}"), &pat, None).await;
+    let (st, v) = s
+        .pat_call(Method::GET, &format!("/resource_set/{a}"), &pat, None)
+        .await;
     assert_eq!((st.as_u16(), v["error"].as_str()), (404, Some("not_found")));
-    let (st, _) = req(
-        &s,
-        Method::DELETE,
-        &format!("/resource_set/{a}"),
-        &pat,
-        None,
-    )
-    .await;
+    let (st, _) = s
+        .pat_call(Method::DELETE, &format!("/resource_set/{a}"), &pat, None)
+        .await;
     assert_eq!(st, 404);
-    let (_, v) = req(&s, Method::GET, "/resource_set", &pat, None).await;
+    let (_, v) = s.pat_call(Method::GET, "/resource_set", &pat, None).await;
     assert_eq!(v, json!([b]));
     let (st, v) = status_json(
         s.permission(&pat, json!({"resource_id": a, "resource_scopes": []}))
@@ -175,24 +164,26 @@ async fn rr_13_rr_14_delete_then_gone_from_read_list_and_permission() {
 async fn rr_16_id_in_create_read_update_bodies() {
     let s = TestServer::start().await;
     let pat = s.client_token(RS1, None).await;
-    let (_, c) = req(
-        &s,
-        Method::POST,
-        "/resource_set",
-        &pat,
-        Some(json!({"resource_scopes": []})),
-    )
-    .await;
+    let (_, c) = s
+        .pat_call(
+            Method::POST,
+            "/resource_set",
+            &pat,
+            Some(json!({"resource_scopes": []})),
+        )
+        .await;
     let id = c["_id"].as_str().unwrap();
-    let (_, r) = req(&s, Method::GET, &format!("/resource_set/{id}"), &pat, None).await;
-    let (_, u) = req(
-        &s,
-        Method::PUT,
-        &format!("/resource_set/{id}"),
-        &pat,
-        Some(json!({"resource_scopes": []})),
-    )
-    .await;
+    let (_, r) = s
+        .pat_call(Method::GET, &format!("/resource_set/{id}"), &pat, None)
+        .await;
+    let (_, u) = s
+        .pat_call(
+            Method::PUT,
+            &format!("/resource_set/{id}"),
+            &pat,
+            Some(json!({"resource_scopes": []})),
+        )
+        .await;
     assert_eq!(r["_id"], id);
     assert_eq!(u["_id"], id);
 }
@@ -203,12 +194,16 @@ async fn rr_20_unknown_ids_are_404_not_found() {
     let pat = s.client_token(RS1, None).await;
     for m in [Method::GET, Method::PUT, Method::DELETE] {
         let body = (m == Method::PUT).then(|| json!({"resource_scopes": []}));
-        let (st, v) = req(&s, m.clone(), "/resource_set/does-not-exist", &pat, body).await;
+        let (st, v) = s
+            .pat_call(m.clone(), "/resource_set/does-not-exist", &pat, body)
+            .await;
         assert_eq!(st, 404, "{m}");
         assert_eq!(v["error"], "not_found");
     }
     // A PUT never creates a resource under a caller-chosen id.
-    let (st, _) = req(&s, Method::GET, "/resource_set/does-not-exist", &pat, None).await;
+    let (st, _) = s
+        .pat_call(Method::GET, "/resource_set/does-not-exist", &pat, None)
+        .await;
     assert_eq!(st, 404);
 }
 
@@ -324,7 +319,10 @@ async fn rr_list_supports_paging_and_filters() {
     let list = |q: &'static str| {
         let s = &s;
         let pat = pat.clone();
-        async move { req(s, Method::GET, &format!("/resource_set?{q}"), &pat, None).await }
+        async move {
+            s.pat_call(Method::GET, &format!("/resource_set?{q}"), &pat, None)
+                .await
+        }
     };
     let (_, v) = list("name=album-2024").await;
     assert_eq!(v, json!([ids[0]]));
