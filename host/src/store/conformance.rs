@@ -17,6 +17,9 @@ pub fn ticket(exp: u64) -> Ticket {
         }],
         iat: unix_now(),
         exp,
+        client_id: None,
+        claims: Vec::new(),
+        approval: None,
     }
 }
 
