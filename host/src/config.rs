@@ -114,6 +114,29 @@ pub struct Config {
     /// Users declared in the file (see the module documentation).
     pub users: Vec<UserConfig>,
 
+    /// Lifetime of RPTs, in seconds. Default: 600. An RPT is checked by resource servers through
+    /// introspection or its signature; a short lifetime makes policy changes and revocations
+    /// reach self-validating resource servers sooner, at the price of more token requests.
+    pub rpt_lifetime_secs: u64,
+
+    /// Lifetime of persisted claims tokens (PCTs), in seconds. Default: 2 592 000 (30 days). A
+    /// PCT spares the requesting party from proving the same claims again; the spec leaves the
+    /// relevance of old claims to the server (Grant §3.3.4), so they should not live forever.
+    pub pct_lifetime_secs: u64,
+
+    /// How long a claims-interaction session (login and claims-plugin forms) stays valid, in
+    /// seconds. Default: 600.
+    pub interaction_lifetime_secs: u64,
+
+    /// The `interval` a client is told to wait between polls after `request_submitted`, in
+    /// seconds. Default: 5.
+    pub approval_poll_interval_secs: u64,
+
+    /// Issuers whose claim tokens (OpenID ID tokens, JWTs) the UMA grant verifies and accepts
+    /// (`[[trusted_issuers]]`). A token from any other issuer is refused with `need_info`
+    /// (Grant §5.7, security-lessons S16).
+    pub trusted_issuers: Vec<TrustedIssuer>,
+
     /// The plugin sandbox: fuel, deadline, memory, stack, output and log limits, module size,
     /// compile timeout and concurrency (`[runtime]` table; each knob is documented on
     /// [`RuntimeConfig`]). Its `cache_dir` defaults to `<data_dir>/compiled`.
@@ -121,6 +144,20 @@ pub struct Config {
 
     /// Per-owner quotas and audit retention of the owner policy API (`[policy]` table).
     pub policy: PolicyLimits,
+}
+
+/// An identity provider whose claim tokens are trusted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuer {
+    /// The `iss` value, compared byte for byte.
+    pub issuer: String,
+    /// Its signing keys as a JWK Set document, inline. One of `jwks` and `jwks_uri` is required.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    /// Where to fetch its JWK Set; fetched on first use and cached for five minutes.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
 }
 
 /// Per-owner limits of the owner policy API.
@@ -209,6 +246,11 @@ impl Default for Config {
             allow_insecure_http: false,
             clients: Vec::new(),
             users: Vec::new(),
+            rpt_lifetime_secs: 600,
+            pct_lifetime_secs: 30 * 24 * 3600,
+            interaction_lifetime_secs: 600,
+            approval_poll_interval_secs: 5,
+            trusted_issuers: Vec::new(),
             runtime: RuntimeConfig::default(),
             policy: PolicyLimits::default(),
         }
@@ -402,7 +444,7 @@ impl Config {
     /// published in the JWKS at least this long. Extend when new token kinds (RPTs) get their
     /// own lifetime.
     pub fn max_signed_token_lifetime_secs(&self) -> u64 {
-        self.access_token_lifetime_secs
+        self.access_token_lifetime_secs.max(self.rpt_lifetime_secs)
     }
 }
 

@@ -61,6 +61,21 @@ pub enum Error {
     /// The admin credential is missing or wrong (401), or the admin API is disabled (404).
     #[error("admin credential required")]
     AdminUnauthorized,
+    /// UMA Grant §3.3.6 `need_info` (403): a new ticket, and the claims wanted and/or where the
+    /// requesting party can supply them.
+    #[error("need_info")]
+    NeedInfo {
+        ticket: String,
+        required_claims: serde_json::Value,
+        redirect_user: Option<String>,
+        description: Option<String>,
+    },
+    /// UMA Grant §3.3.6 `request_denied` (403); no new ticket.
+    #[error("request_denied: {0}")]
+    RequestDenied(String),
+    /// UMA Grant §3.3.6 `request_submitted` (403): the owner is asked; poll with the new ticket.
+    #[error("request_submitted")]
+    RequestSubmitted { ticket: String, interval: u64 },
     /// An uploaded module failed ingest (400 `invalid_module`); the message names the problem
     /// (bad import, wrong world, size, invalid Wasm…) and is shown to the owner.
     #[error("invalid_module: {0}")]

@@ -174,6 +174,25 @@ impl Keys {
     /// The error string says why, for logs and `error_description`; it never contains key
     /// material.
     pub fn verify<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Result<T, String> {
+        self.verify_with(token, issuer, true)
+    }
+
+    /// Like [`Keys::verify`] but accepting an expired token: an RPT presented for upgrade
+    /// "MAY be expired" (Grant §3.3.1). Signature, algorithm, type and issuer are still checked.
+    pub fn verify_allowing_expired<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        issuer: &str,
+    ) -> Result<T, String> {
+        self.verify_with(token, issuer, false)
+    }
+
+    fn verify_with<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        issuer: &str,
+        check_expiry: bool,
+    ) -> Result<T, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
         if header.alg != Algorithm::ES256 {
             return Err("unexpected algorithm".into());
@@ -193,7 +212,8 @@ impl Keys {
         let mut v = Validation::new(Algorithm::ES256);
         v.leeway = 0;
         // RFC 7519 §4.1.4: not accepted "on or after" exp, i.e. expired when exp <= now.
-        v.reject_tokens_expiring_in_less_than = 1;
+        v.reject_tokens_expiring_in_less_than = if check_expiry { 1 } else { 0 };
+        v.validate_exp = check_expiry;
         v.validate_aud = false;
         v.set_issuer(&[issuer]);
         v.set_required_spec_claims(&["exp", "iat", "iss", "sub", "jti"]);

@@ -30,6 +30,9 @@ pub const PUB1: &str = "pub1";
 pub const ALICE: (&str, &str) = ("alice", "alice-password");
 pub const BOB: (&str, &str) = ("bob", "bob-password-x");
 pub const RS_REDIRECT: &str = "http://127.0.0.1:9/callback";
+/// An owner portal: a confidential client pre-registered for `uma_policy`, through which owners
+/// get tokens for the owner policy API.
+pub const PORTAL: (&str, &str) = ("portal", "portal-secret-0123456789");
 
 fn client(id: &str, secret: Option<&str>, scopes: &[&str]) -> ClientConfig {
     ClientConfig {
@@ -51,6 +54,7 @@ pub fn fixture_config(config: &mut Config) {
         client(RS2.0, Some(RS2.1), &[]),
         client(C1.0, Some(C1.1), &["read"]),
         client(PUB1, None, &[]),
+        client(PORTAL.0, Some(PORTAL.1), &["uma_policy"]),
     ];
     config.users = [ALICE, BOB]
         .iter()
@@ -310,6 +314,67 @@ impl TestServer {
         let q: std::collections::HashMap<_, _> = loc.query_pairs().into_owned().collect();
         assert_eq!(q.get("state").map(String::as_str), Some("st-1"));
         q["code"].clone()
+    }
+
+    /// An owner token (scope `uma_policy`) for `user`, through the portal's login with PKCE.
+    pub async fn owner_token(&self, user: (&str, &str)) -> String {
+        let verifier = "w".repeat(43);
+        let page = self
+            .http
+            .get(self.url("/authorize"))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", PORTAL.0),
+                ("redirect_uri", RS_REDIRECT),
+                ("scope", "uma_policy"),
+                ("code_challenge", &pkce_challenge(&verifier)),
+                ("code_challenge_method", "S256"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let cookie = csrf_cookie(&page);
+        let html = page.text().await.unwrap();
+        let login_id = hidden_field(&html, "login_id");
+        let r = self
+            .http
+            .post(self.url("/authorize"))
+            .header("cookie", cookie)
+            .form(&[
+                ("login_id", login_id.as_str()),
+                ("username", user.0),
+                ("password", user.1),
+                ("decision", "allow"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        let code = loc
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .into_owned();
+        let r = self
+            .token_basic(
+                PORTAL.0,
+                PORTAL.1,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", RS_REDIRECT),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// A PAT representing `user` at resource server `rs` (authorization code + PKCE), plus the

@@ -3,86 +3,15 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use uma_host::config::ClientConfig;
 use uma_host::plugins::{builtin, fixtures};
 use uma_integration_tests::*;
 
-const PORTAL: (&str, &str) = ("portal", "portal-secret-0123456789");
-
 async fn start() -> TestServer {
-    TestServer::start_with(|c| {
-        c.clients.push(ClientConfig {
-            client_id: PORTAL.0.into(),
-            client_secret: Some(PORTAL.1.into()),
-            redirect_uris: vec![RS_REDIRECT.into()],
-            claims_redirect_uris: vec![],
-            scopes: vec!["uma_policy".into()],
-            grant_types: None,
-            name: Some("Owner portal".into()),
-        });
-    })
-    .await
+    TestServer::start().await
 }
 
-/// An owner token (`uma_policy`) for `user`, through the login page with PKCE.
 async fn owner_token(s: &TestServer, user: (&str, &str)) -> String {
-    let verifier = "w".repeat(43);
-    let page = s
-        .http
-        .get(s.url("/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", PORTAL.0),
-            ("redirect_uri", RS_REDIRECT),
-            ("scope", "uma_policy"),
-            ("code_challenge", &pkce_challenge(&verifier)),
-            ("code_challenge_method", "S256"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let cookie = csrf_cookie(&page);
-    let html = page.text().await.unwrap();
-    let login_id = hidden_field(&html, "login_id");
-    let r = s
-        .http
-        .post(s.url("/authorize"))
-        .header("cookie", cookie)
-        .form(&[
-            ("login_id", login_id.as_str()),
-            ("username", user.0),
-            ("password", user.1),
-            ("decision", "allow"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let code = loc
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let r = s
-        .token_basic(
-            PORTAL.0,
-            PORTAL.1,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", RS_REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    s.owner_token(user).await
 }
 
 async fn upload(s: &TestServer, token: &str, name: &str, bytes: &[u8]) -> (StatusCode, Value) {
@@ -160,7 +89,11 @@ async fn owner_uploads_binds_and_dry_runs_a_plugin_from_plugins() {
         module["digest"],
         uma_host::runtime::digest(builtin("allow-list").unwrap().bytes)
     );
-    assert!(module["exports"].to_string().contains("uma:policy/evaluator@0.1.0"));
+    assert!(
+        module["exports"]
+            .to_string()
+            .contains("uma:policy/evaluator@0.1.0")
+    );
 
     let (st, policy) = post(
         &s,
@@ -212,17 +145,35 @@ async fn owner_uploads_binds_and_dry_runs_a_plugin_from_plugins() {
     let (st, v2) = upload(&s, &alice, "doctors", builtin("claim-match").unwrap().bytes).await;
     assert_eq!(st, StatusCode::CREATED);
     assert_eq!(v2["version"], 2);
-    assert_eq!(get(&s, &alice, &format!("/owner/policies/{pid}")).await.1["module"]["version"], 1);
+    assert_eq!(
+        get(&s, &alice, &format!("/owner/policies/{pid}")).await.1["module"]["version"],
+        1
+    );
     let (_, out) = post(&s, &alice, &dry_path, dry("c1", &["view"], json!([]))).await;
     assert_eq!(out["policies"][0]["module"], "doctors@1");
 
     // A bound module and a bound policy cannot be deleted.
-    assert_eq!(delete(&s, &alice, "/owner/modules/doctors/1").await, StatusCode::CONFLICT);
-    assert_eq!(delete(&s, &alice, &format!("/owner/policies/{pid}")).await, StatusCode::CONFLICT);
+    assert_eq!(
+        delete(&s, &alice, "/owner/modules/doctors/1").await,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        delete(&s, &alice, &format!("/owner/policies/{pid}")).await,
+        StatusCode::CONFLICT
+    );
     assert_eq!(delete(&s, &alice, &path).await, StatusCode::NO_CONTENT);
-    assert_eq!(delete(&s, &alice, &format!("/owner/policies/{pid}")).await, StatusCode::NO_CONTENT);
-    assert_eq!(delete(&s, &alice, "/owner/modules/doctors/1").await, StatusCode::NO_CONTENT);
-    assert_eq!(get(&s, &alice, "/owner/modules/doctors/1").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        delete(&s, &alice, &format!("/owner/policies/{pid}")).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        delete(&s, &alice, "/owner/modules/doctors/1").await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        get(&s, &alice, "/owner/modules/doctors/1").await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -240,7 +191,12 @@ async fn s14_resource_without_policy_grants_nothing() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(out["decision"], "deny");
     assert_eq!(out["granted_scopes"], json!([]));
-    assert!(out["explanation"].as_str().unwrap().contains("nothing is granted"));
+    assert!(
+        out["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("nothing is granted")
+    );
 }
 
 #[tokio::test]
@@ -258,7 +214,10 @@ async fn malformed_config_is_rejected_at_creation_with_the_modules_message() {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(out["error"], "invalid_request");
     let d = out["error_description"].as_str().unwrap();
-    assert!(d.contains("give exactly one of `equals`, `one_of`, `domain`"), "{d}");
+    assert!(
+        d.contains("give exactly one of `equals`, `one_of`, `domain`"),
+        "{d}"
+    );
     assert!(d.contains("builtin:claim-match"), "{d}");
 
     // A claims plugin is not a policy.
@@ -271,7 +230,12 @@ async fn malformed_config_is_rejected_at_creation_with_the_modules_message() {
     )
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{out}");
-    assert!(out["error_description"].as_str().unwrap().contains("claims plugin"));
+    assert!(
+        out["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("claims plugin")
+    );
     // Unknown members of the request are refused here (this is not a UMA document).
     let (st, _) = post(
         &s,
@@ -301,9 +265,23 @@ async fn decision_strategies_with_mixed_outcomes() {
     let s = start().await;
     let alice = owner_token(&s, ALICE).await;
     let (_, rid) = alice_resource(&s).await;
-    let permit = policy_of(&s, &alice, "bob ok", "allow-list", json!({"subjects": ["bob"]})).await;
+    let permit = policy_of(
+        &s,
+        &alice,
+        "bob ok",
+        "allow-list",
+        json!({"subjects": ["bob"]}),
+    )
+    .await;
     let deny = policy_of(&s, &alice, "never", "time-window", json!({"not_after": 1})).await;
-    let ask = policy_of(&s, &alice, "ask me", "owner-approval", json!({"message": "ok?"})).await;
+    let ask = policy_of(
+        &s,
+        &alice,
+        "ask me",
+        "owner-approval",
+        json!({"message": "ok?"}),
+    )
+    .await;
     let email = policy_of(
         &s,
         &alice,
@@ -347,13 +325,25 @@ async fn decision_strategies_with_mixed_outcomes() {
     )
     .await;
     assert_eq!(st, StatusCode::OK);
-    let (_, out) = post(&s, &alice, &dry_path, dry("c1", &["view", "edit"], bob.clone())).await;
+    let (_, out) = post(
+        &s,
+        &alice,
+        &dry_path,
+        dry("c1", &["view", "edit"], bob.clone()),
+    )
+    .await;
     assert_eq!(out["decision"], "defer-to-owner");
     assert_eq!(out["granted_scopes"], json!(["view"]));
     assert_eq!(out["owner_messages"], json!(["ok?"]));
 
     // A binding may name only scopes the resource has, and only existing policies.
-    let (st, out) = put(&s, &alice, &path, json!({"bindings": [{"policy": permit, "scopes": ["print"]}]})).await;
+    let (st, out) = put(
+        &s,
+        &alice,
+        &path,
+        json!({"bindings": [{"policy": permit, "scopes": ["print"]}]}),
+    )
+    .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{out}");
     assert_eq!(out["error"], "invalid_scope");
     let (st, _) = put(&s, &alice, &path, json!({"bindings": [{"policy": "nope"}]})).await;
@@ -368,17 +358,35 @@ async fn s17_second_owner_cannot_see_bind_dry_run_or_delete() {
     let (_, rid) = alice_resource(&s).await;
     let (st, _) = upload(&s, &alice, "mine", builtin("allow-list").unwrap().bytes).await;
     assert_eq!(st, StatusCode::CREATED);
-    let pid = policy_of(&s, &alice, "alice only", "allow-list", json!({"subjects": ["x"]})).await;
+    let pid = policy_of(
+        &s,
+        &alice,
+        "alice only",
+        "allow-list",
+        json!({"subjects": ["x"]}),
+    )
+    .await;
     let path = format!("/owner/resources/rs1/{rid}/policy");
-    assert_eq!(put(&s, &alice, &path, json!({"bindings": [{"policy": pid}]})).await.0, StatusCode::OK);
+    assert_eq!(
+        put(&s, &alice, &path, json!({"bindings": [{"policy": pid}]}))
+            .await
+            .0,
+        StatusCode::OK
+    );
 
     // Bob sees none of it.
     let (_, modules) = get(&s, &bob, "/owner/modules").await;
     assert_eq!(modules["owned"], json!([]));
     assert!(!modules["builtin"].as_array().unwrap().is_empty());
-    assert_eq!(get(&s, &bob, "/owner/modules/mine/1").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&s, &bob, "/owner/modules/mine/1").await.0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(get(&s, &bob, "/owner/policies").await.1, json!([]));
-    assert_eq!(get(&s, &bob, &format!("/owner/policies/{pid}")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&s, &bob, &format!("/owner/policies/{pid}")).await.0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(get(&s, &bob, &path).await.0, StatusCode::NOT_FOUND);
     // Bob cannot bind Alice's policy to his own resource, nor anything to Alice's resource.
     let (bob_pat, _) = s.user_pat(RS1, BOB).await;
@@ -392,8 +400,15 @@ async fn s17_second_owner_cannot_see_bind_dry_run_or_delete() {
         json!({"bindings": [{"policy": pid}]}),
     )
     .await;
-    assert_eq!(st, StatusCode::CONFLICT, "alice's policy does not exist for bob");
-    assert_eq!(put(&s, &bob, &path, json!({"bindings": []})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        st,
+        StatusCode::CONFLICT,
+        "alice's policy does not exist for bob"
+    );
+    assert_eq!(
+        put(&s, &bob, &path, json!({"bindings": []})).await.0,
+        StatusCode::NOT_FOUND
+    );
     let (st, _) = post(
         &s,
         &bob,
@@ -402,11 +417,20 @@ async fn s17_second_owner_cannot_see_bind_dry_run_or_delete() {
     )
     .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    assert_eq!(delete(&s, &bob, "/owner/modules/mine/1").await, StatusCode::NOT_FOUND);
-    assert_eq!(delete(&s, &bob, &format!("/owner/policies/{pid}")).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        delete(&s, &bob, "/owner/modules/mine/1").await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        delete(&s, &bob, &format!("/owner/policies/{pid}")).await,
+        StatusCode::NOT_FOUND
+    );
     // Alice's objects are intact.
     assert_eq!(get(&s, &alice, &path).await.1["bindings"][0]["policy"], pid);
-    assert_eq!(get(&s, &alice, "/owner/modules/mine/1").await.0, StatusCode::OK);
+    assert_eq!(
+        get(&s, &alice, "/owner/modules/mine/1").await.0,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -419,16 +443,29 @@ async fn pat_held_for_a_user_may_bind_but_not_upload() {
     assert_eq!(st, StatusCode::FORBIDDEN, "{out}");
     assert_eq!(out["error"], "insufficient_scope");
     let path = format!("/owner/resources/rs1/{rid}/policy");
-    assert_eq!(put(&s, &pat, &path, json!({"bindings": [{"policy": pid}]})).await.0, StatusCode::OK);
+    assert_eq!(
+        put(&s, &pat, &path, json!({"bindings": [{"policy": pid}]}))
+            .await
+            .0,
+        StatusCode::OK
+    );
     // The same owner's resources at another resource server are out of its reach.
-    assert_eq!(get(&s, &pat, &format!("/owner/resources/rs2/{rid}/policy")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&s, &pat, &format!("/owner/resources/rs2/{rid}/policy"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
     // Without any token: a bare Bearer challenge.
     let r = s.http.get(s.url("/owner/modules")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(www_authenticate(&r).starts_with("Bearer"));
     // A plain client token (no uma_protection, no uma_policy) is refused.
     let c1 = s.client_token(C1, Some("read")).await;
-    assert_eq!(get(&s, &c1, "/owner/modules").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(&s, &c1, "/owner/modules").await.0,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]
@@ -449,12 +486,26 @@ async fn every_adversarial_fixture_is_refused_or_fails_closed() {
         let (st, out) = upload(&s, &alice, "hostile", &std::fs::read(file).unwrap()).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{file}: {out}");
         assert_eq!(out["error"], "invalid_module");
-        assert!(out["error_description"].as_str().unwrap().contains(needle), "{out}");
+        assert!(
+            out["error_description"].as_str().unwrap().contains(needle),
+            "{out}"
+        );
     }
     let (st, out) = upload(&s, &alice, "hostile", b"MZ\x90\x00 not wasm").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert!(out["error_description"].as_str().unwrap().contains("not a WebAssembly component"));
-    let (st, out) = upload(&s, &alice, "Bad Name!", builtin("allow-list").unwrap().bytes).await;
+    assert!(
+        out["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly component")
+    );
+    let (st, out) = upload(
+        &s,
+        &alice,
+        "Bad Name!",
+        builtin("allow-list").unwrap().bytes,
+    )
+    .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{out}");
 
     // Accepted, then fail closed at dry-run with the precise reason.
@@ -463,7 +514,11 @@ async fn every_adversarial_fixture_is_refused_or_fails_closed() {
         (fixtures::FX_MEMORY_BOMB, json!({}), "memory limit exceeded"),
         (fixtures::FX_RECURSION, json!({}), "stack overflow"),
         (fixtures::FX_TRAP, json!({}), "fixture panics on purpose"),
-        (fixtures::FX_HUGE_OUTPUT, json!({"kind": "string"}), "output too large"),
+        (
+            fixtures::FX_HUGE_OUTPUT,
+            json!({"kind": "string"}),
+            "output too large",
+        ),
     ];
     for (i, (file, config, reason)) in failing.into_iter().enumerate() {
         let name = format!("hostile-{i}");
@@ -478,7 +533,13 @@ async fn every_adversarial_fixture_is_refused_or_fails_closed() {
         )
         .await;
         assert_eq!(st, StatusCode::CREATED, "{p}");
-        put(&s, &alice, &path, json!({"bindings": [{"policy": p["id"]}]})).await;
+        put(
+            &s,
+            &alice,
+            &path,
+            json!({"bindings": [{"policy": p["id"]}]}),
+        )
+        .await;
         let (st, out) = post(&s, &alice, &dry_path, dry("c1", &["view"], json!([]))).await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(out["decision"], "deny", "{file}: {out}");
@@ -490,19 +551,7 @@ async fn every_adversarial_fixture_is_refused_or_fails_closed() {
 
 #[tokio::test]
 async fn multipart_upload_and_quota() {
-    let s = TestServer::start_with(|c| {
-        c.clients.push(ClientConfig {
-            client_id: PORTAL.0.into(),
-            client_secret: Some(PORTAL.1.into()),
-            redirect_uris: vec![RS_REDIRECT.into()],
-            claims_redirect_uris: vec![],
-            scopes: vec!["uma_policy".into()],
-            grant_types: None,
-            name: None,
-        });
-        c.policy.max_modules_per_owner = 2;
-    })
-    .await;
+    let s = TestServer::start_with(|c| c.policy.max_modules_per_owner = 2).await;
     let alice = owner_token(&s, ALICE).await;
     let bytes = builtin("time-window").unwrap().bytes;
     let boundary = "XyZ0123";
@@ -516,7 +565,10 @@ async fn multipart_upload_and_quota() {
         .http
         .post(s.url("/owner/modules/tw"))
         .bearer_auth(&alice)
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
         .body(body)
         .send()
         .await
@@ -557,7 +609,13 @@ async fn restart_keeps_modules_policies_and_bindings_and_reuses_compiled_code() 
     )
     .await;
     let path = format!("/owner/resources/rs1/{rid}/policy");
-    put(&s, &alice, &path, json!({"strategy": "affirmative", "bindings": [{"policy": p["id"]}]})).await;
+    put(
+        &s,
+        &alice,
+        &path,
+        json!({"strategy": "affirmative", "bindings": [{"policy": p["id"]}]}),
+    )
+    .await;
 
     let compiled = s.data_dir.join("compiled");
     let artifact = std::fs::read_dir(&compiled)
@@ -565,12 +623,24 @@ async fn restart_keeps_modules_policies_and_bindings_and_reuses_compiled_code() 
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .find(|f| f.starts_with(m["digest"].as_str().unwrap()))
         .expect("compiled artifact cached by digest");
-    let written = std::fs::metadata(compiled.join(&artifact)).unwrap().modified().unwrap();
+    let written = std::fs::metadata(compiled.join(&artifact))
+        .unwrap()
+        .modified()
+        .unwrap();
 
     let s = s.restart().await;
     let (_, modules) = get(&s, &alice, "/owner/modules").await;
     assert_eq!(modules["owned"][0]["digest"], m["digest"]);
-    assert_eq!(get(&s, &alice, &format!("/owner/policies/{}", p["id"].as_str().unwrap())).await.1["name"], "keep");
+    assert_eq!(
+        get(
+            &s,
+            &alice,
+            &format!("/owner/policies/{}", p["id"].as_str().unwrap())
+        )
+        .await
+        .1["name"],
+        "keep"
+    );
     let (_, b) = get(&s, &alice, &path).await;
     assert_eq!(b["strategy"], "affirmative");
     let (_, out) = post(
@@ -583,6 +653,9 @@ async fn restart_keeps_modules_policies_and_bindings_and_reuses_compiled_code() 
     assert_eq!(out["decision"], "permit", "{out}");
     // The artifact is still the one written before the restart: nothing was recompiled (a
     // compilation writes a new file and renames it over the old one).
-    let now = std::fs::metadata(compiled.join(&artifact)).unwrap().modified().unwrap();
+    let now = std::fs::metadata(compiled.join(&artifact))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(now, written);
 }

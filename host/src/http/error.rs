@@ -116,6 +116,38 @@ impl IntoResponse for Error {
             }
             Error::NotFound => body(S::NOT_FOUND, "not_found", None),
             Error::Conflict(d) => body(S::CONFLICT, "conflict", Some(d)),
+            // UMA 403s carry no WWW-Authenticate: they are not bearer-token challenges.
+            Error::NeedInfo {
+                ticket,
+                required_claims,
+                redirect_user,
+                description,
+            } => {
+                let mut v = serde_json::json!({ "error": "need_info", "ticket": ticket });
+                if required_claims.as_array().is_some_and(|a| !a.is_empty()) {
+                    v["required_claims"] = required_claims.clone();
+                }
+                if let Some(u) = redirect_user {
+                    v["redirect_user"] = u.clone().into();
+                }
+                if let Some(d) = description {
+                    v["error_description"] = sanitize(d).into();
+                }
+                let mut r = (S::FORBIDDEN, axum::Json(v)).into_response();
+                no_store(&mut r);
+                r
+            }
+            Error::RequestDenied(d) => body(S::FORBIDDEN, "request_denied", Some(d)),
+            Error::RequestSubmitted { ticket, interval } => {
+                let v = serde_json::json!({
+                    "error": "request_submitted",
+                    "ticket": ticket,
+                    "interval": interval,
+                });
+                let mut r = (S::FORBIDDEN, axum::Json(v)).into_response();
+                no_store(&mut r);
+                r
+            }
             Error::InvalidModule(d) => body(S::BAD_REQUEST, "invalid_module", Some(d)),
             Error::QuotaExceeded(d) => body(S::FORBIDDEN, "quota_exceeded", Some(d)),
             Error::AdminUnauthorized => {

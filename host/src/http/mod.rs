@@ -4,8 +4,8 @@
 pub mod admin;
 pub mod error;
 pub mod extract;
-pub mod owner;
 mod handlers;
+pub mod owner;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -31,7 +31,8 @@ use crate::oauth::access_token::validate;
 use crate::policy::{self, NewPolicy, Question, UMA_POLICY};
 use crate::runtime::{Claim, Provenance};
 use crate::store::policy::{AuditQuery, ResourcePolicy};
-use crate::store::{Owner, ResourceScope};
+use crate::store::uma::{ApprovalRequest, ApprovalStatus};
+use crate::store::{Owner, Permission, ResourceScope, unix_now};
 use crate::uma::pat::bearer_token;
 
 /// The authenticated owner.
@@ -80,7 +81,9 @@ impl FromRequestParts<AppState> for OwnerAuth {
             Owner::Client(c) => state.store.get_client(c).await?.is_some(),
         };
         if !exists {
-            return Err(Error::InvalidToken("the token's owner no longer exists".into()));
+            return Err(Error::InvalidToken(
+                "the token's owner no longer exists".into(),
+            ));
         }
         let rs_itself = matches!(&owner, Owner::Client(c) if *c == claims.client_id);
         if claims.has_scope(UMA_POLICY) && matches!(owner, Owner::User(_)) {
@@ -116,9 +119,16 @@ pub fn router() -> Router<AppState> {
         )
         .route("/resources/{rs}/{id}/dry-run", post(dry_run))
         .route("/audit", get(audit))
+        .route("/approvals", get(list_approvals))
+        .route("/approvals/{id}", get(show_approval).post(decide_approval))
+        .route("/grants", get(list_grants))
+        .route("/grants/{jti}", axum::routing::delete(revoke_grant))
 }
 
-async fn list_modules(State(s): State<AppState>, who: OwnerAuth) -> Result<Json<serde_json::Value>> {
+async fn list_modules(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+) -> Result<Json<serde_json::Value>> {
     let owned = policy::list_modules(&s, &who.owner).await?;
     let builtin = {
         let s = s.clone();
@@ -188,7 +198,9 @@ async fn show_module(
     who: OwnerAuth,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<Json<policy::ModuleView>> {
-    Ok(Json(policy::get_module(&s, &who.owner, &name, version).await?))
+    Ok(Json(
+        policy::get_module(&s, &who.owner, &name, version).await?,
+    ))
 }
 
 async fn delete_module(
@@ -364,4 +376,151 @@ async fn audit(
     };
     q.after = entries.last().map(|e| e.seq);
     Ok(Json(json!({ "entries": entries, "next_after": q.after })))
+}
+
+impl OwnerAuth {
+    /// Whether an object of resource server `rs` is visible to this caller.
+    fn sees(&self, rs: &str) -> bool {
+        self.resource_server.as_deref().is_none_or(|own| own == rs)
+    }
+}
+
+async fn list_approvals(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+) -> Result<Json<Vec<ApprovalRequest>>> {
+    let mut all: Vec<ApprovalRequest> = s
+        .store
+        .list_approvals(&who.owner)
+        .await?
+        .into_iter()
+        .filter(|a| who.sees(&a.resource_server))
+        .collect();
+    // Pending first, oldest first.
+    all.sort_by_key(|a| (a.status != ApprovalStatus::Pending, a.created_at));
+    Ok(Json(all))
+}
+
+async fn show_approval(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Path(id): Path<String>,
+) -> Result<Json<ApprovalRequest>> {
+    let a = s
+        .store
+        .get_approval(&who.owner, &id)
+        .await?
+        .filter(|a| who.sees(&a.resource_server))
+        .ok_or(Error::NotFound)?;
+    Ok(Json(a))
+}
+
+/// The owner's answer: `{"decision": "approve"}` (every scope asked), `{"decision": "approve",
+/// "permissions": [{"resource_id": …, "resource_scopes": […]}]}` (a subset), or
+/// `{"decision": "deny"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    decision: String,
+    #[serde(default)]
+    permissions: Option<Vec<Permission>>,
+}
+
+async fn decide_approval(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Path(id): Path<String>,
+    StrictJson(d): StrictJson<Decision>,
+) -> Result<Json<ApprovalRequest>> {
+    let request = s
+        .store
+        .get_approval(&who.owner, &id)
+        .await?
+        .filter(|a| who.sees(&a.resource_server))
+        .ok_or(Error::NotFound)?;
+    let status = match d.decision.as_str() {
+        "deny" => ApprovalStatus::Denied,
+        "approve" => {
+            let granted = match d.permissions {
+                None => request.permissions.clone(),
+                Some(subset) => {
+                    // Only what was asked can be approved (S8, S20).
+                    for p in &subset {
+                        let asked = request
+                            .permissions
+                            .iter()
+                            .find(|a| a.resource_id == p.resource_id)
+                            .ok_or_else(|| {
+                                Error::invalid_request(format!(
+                                    "resource {} is not part of this request",
+                                    p.resource_id
+                                ))
+                            })?;
+                        if let Some(x) = p
+                            .resource_scopes
+                            .iter()
+                            .find(|x| !asked.resource_scopes.contains(x))
+                        {
+                            return Err(Error::invalid_request(format!(
+                                "scope {x} was not asked for resource {}",
+                                p.resource_id
+                            )));
+                        }
+                    }
+                    subset
+                }
+            };
+            ApprovalStatus::Approved { granted }
+        }
+        other => {
+            return Err(Error::invalid_request(format!(
+                "decision must be approve or deny, not {other:?}"
+            )));
+        }
+    };
+    let decided = s
+        .store
+        .decide_approval(&who.owner, &id, status, unix_now())
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(Json(decided))
+}
+
+async fn list_grants(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+) -> Result<Json<Vec<crate::store::uma::RptRecord>>> {
+    Ok(Json(
+        s.store
+            .list_rpts(&who.owner)
+            .await?
+            .into_iter()
+            .filter(|r| who.sees(&r.resource_server))
+            .collect(),
+    ))
+}
+
+/// Revoke an RPT the owner granted: introspection answers inactive from now on, and it can no
+/// longer be upgraded.
+async fn revoke_grant(
+    State(s): State<AppState>,
+    who: OwnerAuth,
+    Path(jti): Path<String>,
+) -> Result<StatusCode> {
+    let visible = s
+        .store
+        .list_rpts(&who.owner)
+        .await?
+        .into_iter()
+        .any(|r| r.jti == jti && who.sees(&r.resource_server));
+    if !visible {
+        return Err(Error::NotFound);
+    }
+    let record = s
+        .store
+        .take_rpt(&who.owner, &jti)
+        .await?
+        .ok_or(Error::NotFound)?;
+    s.store.revoke_jti(&record.jti, record.exp).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -27,6 +27,13 @@ pub async fn revoke(state: &AppState, req: &ClientRequest) -> Result<()> {
         }
         return Ok(());
     }
+    // A PCT (Grant §3.7, `token_type_hint=pct`): revocable by the client it was issued to.
+    if let Some(pct) = state.store.get_pct(token).await? {
+        if &pct.client_id == client_id {
+            state.store.revoke_pct(token).await?;
+        }
+        return Ok(());
+    }
     if let Ok(claims) = validate(state, token).await?
         && &claims.client_id == client_id
     {

@@ -18,6 +18,7 @@ pub const SUPPORTED_GRANTS: &[&str] = &[
     grant::AUTHORIZATION_CODE,
     grant::CLIENT_CREDENTIALS,
     grant::REFRESH_TOKEN,
+    grant::UMA_TICKET,
 ];
 
 /// A successful token response (RFC 6749 §5.1). `extra` carries grant-specific members such as
@@ -50,7 +51,7 @@ pub async fn token(state: &AppState, req: &ClientRequest) -> Result<TokenRespons
         grant::CLIENT_CREDENTIALS => client_credentials(state, req).await,
         grant::AUTHORIZATION_CODE => authorization_code(state, req).await,
         grant::REFRESH_TOKEN => refresh_token(state, req).await,
-        // grant::UMA_TICKET => crate::uma::grant::redeem(state, req).await, (UMA grant issue)
+        grant::UMA_TICKET => crate::uma::grant::redeem(state, req).await,
         _ => Err(Error::UnsupportedGrantType),
     }
 }

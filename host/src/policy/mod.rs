@@ -123,10 +123,7 @@ pub async fn upload_module(
     let module = ingest(state, bytes.clone())
         .await?
         .map_err(|e| Error::InvalidModule(e.to_string()))?;
-    state
-        .store
-        .put_module_bytes(&module.digest, &bytes)
-        .await?;
+    state.store.put_module_bytes(&module.digest, &bytes).await?;
     let record = state
         .store
         .create_module_version(
@@ -199,7 +196,12 @@ pub async fn get_module(
     })
 }
 
-pub async fn delete_module(state: &AppState, owner: &Owner, name: &str, version: u32) -> Result<()> {
+pub async fn delete_module(
+    state: &AppState,
+    owner: &Owner,
+    name: &str,
+    version: u32,
+) -> Result<()> {
     if state.store.delete_module(owner, name, version).await? {
         Ok(())
     } else {
@@ -276,7 +278,11 @@ fn empty_object() -> serde_json::Value {
 }
 
 /// Create a policy; its configuration is checked by the module's own `validate-config`.
-pub async fn create_policy(state: &AppState, owner: &Owner, new: NewPolicy) -> Result<PolicyRecord> {
+pub async fn create_policy(
+    state: &AppState,
+    owner: &Owner,
+    new: NewPolicy,
+) -> Result<PolicyRecord> {
     if new.name.trim().is_empty() || new.name.len() > 100 || new.name.chars().any(char::is_control)
     {
         return Err(Error::invalid_request(
@@ -300,9 +306,10 @@ pub async fn create_policy(state: &AppState, owner: &Owner, new: NewPolicy) -> R
     let config = new.config.to_string();
     let runtime = state.runtime.clone();
     let m = module.clone();
-    let verdict = tokio::task::spawn_blocking(move || runtime.validate_config(&m, &config, now_ms()))
-        .await
-        .map_err(Error::internal)?;
+    let verdict =
+        tokio::task::spawn_blocking(move || runtime.validate_config(&m, &config, now_ms()))
+            .await
+            .map_err(Error::internal)?;
     match verdict {
         Ok(Ok(())) => {}
         Ok(Err(message)) => {
@@ -379,7 +386,10 @@ pub async fn bind(
                     "a binding's scopes, when given, must name at least one scope",
                 ));
             }
-            if let Some(s) = scopes.iter().find(|s| !resource.resource_scopes.contains(s)) {
+            if let Some(s) = scopes
+                .iter()
+                .find(|s| !resource.resource_scopes.contains(s))
+            {
                 return Err(Error::InvalidScope(format!(
                     "scope {s:?} is not registered for resource {resource_id}"
                 )));
@@ -398,7 +408,12 @@ pub async fn bindings(
     scope: &ResourceScope,
     resource_id: &str,
 ) -> Result<ResourcePolicy> {
-    if state.store.get_resource(scope, resource_id).await?.is_none() {
+    if state
+        .store
+        .get_resource(scope, resource_id)
+        .await?
+        .is_none()
+    {
         return Err(Error::NotFound);
     }
     Ok(state

@@ -148,7 +148,9 @@ mod tests {
         Decision::Permit { scopes: s(v) }
     }
     fn deny() -> Decision {
-        Decision::Deny { reason: "no".into() }
+        Decision::Deny {
+            reason: "no".into(),
+        }
     }
     fn need(name: &str) -> Decision {
         Decision::NeedInfo {
@@ -184,7 +186,11 @@ mod tests {
 
     #[test]
     fn no_policy_grants_nothing() {
-        for st in [Strategy::Unanimous, Strategy::Affirmative, Strategy::Consensus] {
+        for st in [
+            Strategy::Unanimous,
+            Strategy::Affirmative,
+            Strategy::Consensus,
+        ] {
             assert_eq!(run(st, VE, &[]), Combined::Deny);
         }
     }
@@ -194,7 +200,9 @@ mod tests {
         let mixed = [(VE, permit(VE)), (VE, permit(&["view"]))];
         assert_eq!(
             run(Strategy::Unanimous, VE, &mixed),
-            Combined::Partial { scopes: s(&["view"]) }
+            Combined::Partial {
+                scopes: s(&["view"])
+            }
         );
         let with_deny = [(VE, permit(VE)), (VE, deny())];
         assert_eq!(run(Strategy::Unanimous, VE, &with_deny), Combined::Deny);
@@ -260,7 +268,9 @@ mod tests {
         let only_view = [(&["view"][..], permit(&["view"]))];
         assert_eq!(
             run(Strategy::Unanimous, VE, &only_view),
-            Combined::Partial { scopes: s(&["view"]) }
+            Combined::Partial {
+                scopes: s(&["view"])
+            }
         );
     }
 }

@@ -15,8 +15,8 @@
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod policy;
-pub mod uma;
 mod sled_store;
+pub mod uma;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,8 +25,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use policy::PolicyStore;
-pub use uma::UmaStore;
 pub use sled_store::SledStore;
+pub use uma::UmaStore;
 
 use crate::error::Result;
 

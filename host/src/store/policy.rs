@@ -153,8 +153,12 @@ pub trait PolicyStore: Send + Sync {
         max_count: usize,
         max_bytes: usize,
     ) -> Result<Option<ModuleRecord>>;
-    async fn get_module(&self, owner: &Owner, name: &str, version: u32)
-    -> Result<Option<ModuleRecord>>;
+    async fn get_module(
+        &self,
+        owner: &Owner,
+        name: &str,
+        version: u32,
+    ) -> Result<Option<ModuleRecord>>;
     async fn list_modules(&self, owner: &Owner) -> Result<Vec<ModuleRecord>>;
     /// Deletes a module version unless a policy of the owner uses it: `Err(Conflict)` then.
     /// Drops the bytes when no module version anywhere has the digest any more.

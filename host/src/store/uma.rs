@@ -26,7 +26,9 @@ pub struct PctRecord {
 pub enum ApprovalStatus {
     Pending,
     /// Approved; the scopes granted per resource (a subset of those asked).
-    Approved { granted: Vec<Permission> },
+    Approved {
+        granted: Vec<Permission>,
+    },
     Denied,
 }
 

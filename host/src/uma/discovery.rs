@@ -18,6 +18,7 @@ pub mod paths {
     pub const RESOURCE_SET: &str = "/resource_set";
     pub const PERMISSION: &str = "/permission";
     pub const REGISTER: &str = "/register";
+    pub const CLAIMS_INTERACTION: &str = "/claims";
     pub const UMA2_CONFIGURATION: &str = "/.well-known/uma2-configuration";
     pub const OAUTH_AS_METADATA: &str = "/.well-known/oauth-authorization-server";
 }
@@ -36,7 +37,8 @@ pub fn document(config: &Config) -> Value {
         "resource_registration_endpoint": e(paths::RESOURCE_SET),
         "permission_endpoint": e(paths::PERMISSION),
         "registration_endpoint": registration,
-        "scopes_supported": [UMA_PROTECTION],
+        "claims_interaction_endpoint": e(paths::CLAIMS_INTERACTION),
+        "scopes_supported": [UMA_PROTECTION, crate::policy::UMA_POLICY],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": SUPPORTED_GRANTS,

@@ -1,7 +1,10 @@
-//! UMA 2.0 Federated Authorization: discovery, the PAT that guards the Protection API,
-//! resource registration, permission tickets and introspection.
+//! UMA 2.0: discovery, the PAT that guards the Protection API, resource registration,
+//! permission tickets, introspection, and the UMA grant with its claim tokens, claims
+//! interaction and owner approval.
 
+pub mod claim_token;
 pub mod discovery;
+pub mod grant;
 pub mod introspect;
 pub mod pat;
 pub mod permission;

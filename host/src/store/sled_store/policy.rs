@@ -153,7 +153,10 @@ impl PolicyStore for SledStore {
         name: &str,
         version: u32,
     ) -> Result<Option<ModuleRecord>> {
-        match self.tree("modules")?.get(module_key(owner, name, version))? {
+        match self
+            .tree("modules")?
+            .get(module_key(owner, name, version))?
+        {
             Some(v) => Ok(Some(dec(&v)?)),
             None => Ok(None),
         }
@@ -302,27 +305,32 @@ impl PolicyStore for SledStore {
         let bound = self.tree("policy_refs")?;
         let key = resource_key(scope, resource_id);
         let owner = &scope.owner;
-        unwrap_txn((&bindings, &policies, &bound).transaction(|(bindings, policies, bound)| {
-            if let Some(old) = bindings.get(&key)? {
-                let old: ResourcePolicy = txn_dec(&old)?;
-                for b in &old.bindings {
-                    add_u64(bound, &policy_key(owner, &b.policy), -1)?;
+        unwrap_txn(
+            (&bindings, &policies, &bound).transaction(|(bindings, policies, bound)| {
+                if let Some(old) = bindings.get(&key)? {
+                    let old: ResourcePolicy = txn_dec(&old)?;
+                    for b in &old.bindings {
+                        add_u64(bound, &policy_key(owner, &b.policy), -1)?;
+                    }
                 }
-            }
-            for b in &policy.bindings {
-                let pkey = policy_key(owner, &b.policy);
-                if policies.get(&pkey)?.is_none() {
-                    return abort(Error::Conflict(format!("policy {} does not exist", b.policy)));
+                for b in &policy.bindings {
+                    let pkey = policy_key(owner, &b.policy);
+                    if policies.get(&pkey)?.is_none() {
+                        return abort(Error::Conflict(format!(
+                            "policy {} does not exist",
+                            b.policy
+                        )));
+                    }
+                    add_u64(bound, &pkey, 1)?;
                 }
-                add_u64(bound, &pkey, 1)?;
-            }
-            if policy.bindings.is_empty() {
-                bindings.remove(key.as_slice())?;
-            } else {
-                bindings.insert(key.as_slice(), txn_enc(policy)?)?;
-            }
-            Ok(())
-        }))?;
+                if policy.bindings.is_empty() {
+                    bindings.remove(key.as_slice())?;
+                } else {
+                    bindings.insert(key.as_slice(), txn_enc(policy)?)?;
+                }
+                Ok(())
+            }),
+        )?;
         self.flush().await
     }
 
@@ -331,7 +339,10 @@ impl PolicyStore for SledStore {
         scope: &ResourceScope,
         resource_id: &str,
     ) -> Result<Option<ResourcePolicy>> {
-        match self.tree("bindings")?.get(resource_key(scope, resource_id))? {
+        match self
+            .tree("bindings")?
+            .get(resource_key(scope, resource_id))?
+        {
             Some(v) => Ok(Some(dec(&v)?)),
             None => Ok(None),
         }
@@ -380,7 +391,10 @@ impl PolicyStore for SledStore {
         let mut out = Vec::new();
         for kv in audit.range(start..=end) {
             let entry: AuditEntry = dec(&kv?.1)?;
-            let keep = q.resource_id.as_ref().is_none_or(|r| &entry.resource_id == r)
+            let keep = q
+                .resource_id
+                .as_ref()
+                .is_none_or(|r| &entry.resource_id == r)
                 && q.client_id.as_ref().is_none_or(|c| &entry.client_id == c)
                 && q.outcome.as_ref().is_none_or(|o| &entry.outcome == o)
                 && q.since.is_none_or(|s| entry.at >= s)

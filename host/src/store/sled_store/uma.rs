@@ -93,8 +93,12 @@ impl UmaStore for SledStore {
     }
 
     async fn record_rpt(&self, owner: &Owner, rpt: &RptRecord) -> Result<()> {
-        self.insert(&self.db.open_tree("rpts")?, &owned_key(owner, &rpt.jti), rpt)
-            .await
+        self.insert(
+            &self.db.open_tree("rpts")?,
+            &owned_key(owner, &rpt.jti),
+            rpt,
+        )
+        .await
     }
 
     async fn list_rpts(&self, owner: &Owner) -> Result<Vec<RptRecord>> {
