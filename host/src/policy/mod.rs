@@ -358,6 +358,30 @@ pub async fn delete_policy(state: &AppState, owner: &Owner, id: &str) -> Result<
     }
 }
 
+/// Run the module's own `validate-config` on `config`; its message reaches the owner as is.
+async fn check_config(
+    state: &AppState,
+    module: Arc<Module>,
+    name: &ModuleRef,
+    config: &serde_json::Value,
+) -> Result<()> {
+    let config = config.to_string();
+    let runtime = state.runtime.clone();
+    let verdict =
+        tokio::task::spawn_blocking(move || runtime.validate_config(&module, &config, now_ms()))
+            .await
+            .map_err(Error::internal)?;
+    match verdict {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(Error::invalid_request(format!(
+            "configuration rejected by module {name}: {message}"
+        ))),
+        Err(failure) => Err(Error::invalid_request(format!(
+            "module {name} failed while validating the configuration: {failure}"
+        ))),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bindings
 
@@ -395,6 +419,16 @@ pub async fn bind(
                 )));
             }
         }
+    }
+    if let Some(c) = &policy.claims {
+        let module = load_module(state, &scope.owner, &c.module).await?;
+        if module.world != World::Claims {
+            return Err(Error::invalid_request(format!(
+                "module {} is a policy, not a claims plugin",
+                c.module
+            )));
+        }
+        check_config(state, module, &c.module, &c.config).await?;
     }
     state
         .store
