@@ -143,16 +143,15 @@ impl Browser<'_> {
         let csrf = hidden_field(&self.html, "csrf");
         let mut form = vec![("session", session.as_str()), ("csrf", csrf.as_str())];
         form.extend_from_slice(fields);
-        let r = self
-            .s
+
+        self.s
             .http
             .post(self.s.url("/claims"))
             .header("cookie", &self.cookie)
             .form(&form)
             .send()
             .await
-            .unwrap();
-        r
+            .unwrap()
     }
 }
 
