@@ -918,3 +918,120 @@ async fn lab_reports_doctor_views_insurer_after_approval_family_denied() {
     let i = introspect(&s, &w.pat, v["access_token"].as_str().unwrap()).await;
     assert_eq!(i["active"], true, "the insurer's RPT is untouched");
 }
+
+/// Sign an HS256 compact JWS (a partner's token for the `hmac-token` claims plugin).
+fn hs256(secret: &str, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn g_4_other_claim_token_formats_go_to_the_owners_claims_plugin() {
+    const FORMAT: &str = "urn:uma-host:claim-token:hs256-jwt";
+    const SECRET: &str = "a-secret-shared-with-the-partner-0123456789";
+    let idp = idp();
+    let s = start(&idp).await;
+    let w = world(&s, json!(["view"])).await;
+    let (st, p) = owner_call(&s, &w.owner, reqwest::Method::POST, "/owner/policies",
+        Some(json!({"name": "partner", "module": {"library": "builtin", "name": "claim-match"},
+                    "config": {"claim": "partner_id", "one_of": ["p-17"], "provenance": ["verified-token"]}}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let (st, b) = owner_call(&s, &w.owner, reqwest::Method::PUT, &format!("/owner/resources/rs1/{}/policy", w.rid),
+        Some(json!({"bindings": [{"policy": p["id"]}],
+                    "claims": {"module": {"library": "builtin", "name": "hmac-token"},
+                               "config": {"secret": SECRET, "issuer": "https://partner.example"}}}))).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let good = hs256(
+        SECRET,
+        json!({"iss": "https://partner.example", "aud": "c1", "partner_id": "p-17", "exp": now + 60}),
+    );
+    let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    let (st, v) = grant_json(
+        &s,
+        C1,
+        &[
+            ("ticket", &t),
+            ("claim_token", &good),
+            ("claim_token_format", FORMAT),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    // A token signed with another secret, or for another client, asks again.
+    for bad in [
+        hs256(
+            "another-secret-of-sufficient-length-000000",
+            json!({"iss": "https://partner.example", "partner_id": "p-17", "exp": now + 60}),
+        ),
+        hs256(
+            SECRET,
+            json!({"iss": "https://partner.example", "aud": "c2", "partner_id": "p-17", "exp": now + 60}),
+        ),
+        hs256(
+            SECRET,
+            json!({"iss": "https://partner.example", "partner_id": "p-17", "exp": now - 1}),
+        ),
+    ] {
+        let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+        let (st, e) = grant_json(
+            &s,
+            C1,
+            &[
+                ("ticket", &t),
+                ("claim_token", &bad),
+                ("claim_token_format", FORMAT),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("need_info")),
+            "{e}"
+        );
+    }
+    // A format nobody handles.
+    let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    let (_, e) = grant_json(
+        &s,
+        C1,
+        &[
+            ("ticket", &t),
+            ("claim_token", &good),
+            ("claim_token_format", "urn:example:saml"),
+        ],
+    )
+    .await;
+    assert_eq!(e["error"], "need_info");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported claim_token_format")
+    );
+    // The host itself never takes HS256 from a trusted issuer (alg confusion, S16).
+    let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    let confused = hs256(
+        SECRET,
+        json!({"iss": IDP, "aud": "c1", "partner_id": "p-17", "exp": now + 60}),
+    );
+    let (_, e) = grant_json(
+        &s,
+        C1,
+        &[
+            ("ticket", &t),
+            ("claim_token", &confused),
+            ("claim_token_format", ID_TOKEN),
+        ],
+    )
+    .await;
+    assert_eq!(e["error"], "need_info");
+}

@@ -240,19 +240,13 @@ async fn plugins(state: &AppState, session: &InteractionSession) -> Result<Vec<C
         owner: session.ticket.owner.clone(),
         resource_server: session.ticket.resource_server.clone(),
     };
-    let mut out: Vec<ClaimsBinding> = Vec::new();
-    for p in &session.ticket.permissions {
-        if let Some(rp) = state
-            .store
-            .get_resource_policy(&scope, &p.resource_id)
-            .await?
-            && let Some(c) = rp.claims
-            && !out.contains(&c)
-        {
-            out.push(c);
-        }
-    }
-    Ok(out)
+    let ids: Vec<String> = session
+        .ticket
+        .permissions
+        .iter()
+        .map(|p| p.resource_id.clone())
+        .collect();
+    policy::claims_plugins(state, &scope, &ids).await
 }
 
 /// Run the current plugin (starting it, or submitting `answers`), until a form must be shown
