@@ -119,8 +119,17 @@ impl SledStore {
         })
     }
 
+    /// Make every write so far durable before the caller acknowledges it.
+    ///
+    /// sled's blocking `flush` on a blocking thread, not `flush_async`: under sustained
+    /// concurrent writes (the load harness's permission requests) `flush_async` futures stopped
+    /// completing and every write then hung until the request timeout. Concurrent callers of
+    /// `flush` share one fsync where they overlap.
     async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(Error::internal)??;
         Ok(())
     }
 
