@@ -13,9 +13,9 @@ use sha2::Digest;
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use super::openapi;
 use super::error::no_store;
 use super::extract::StrictJson;
+use super::openapi;
 use crate::error::{Error, Result};
 use crate::oauth::clients::{self, NewClient};
 use crate::oauth::users::{self, NewUser};

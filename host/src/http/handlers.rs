@@ -7,9 +7,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
-use super::openapi;
 use super::error::no_store;
 use super::extract::{FormParams, StrictJson};
+use super::openapi;
 use crate::error::{Error, Result};
 use crate::oauth::authorize::{self, CSRF_COOKIE, Outcome};
 use crate::oauth::client_auth::{self, AuthMethod, ClientRequest};

@@ -88,7 +88,7 @@ pub const PATH: &str = "/openapi.json";
         super::owner::revoke_grant,
     ),
     components(schemas(OAuthError, NeedInfoError, RequestSubmittedError)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &MetadataAlias),
     tags(
         (name = "discovery", description = "Server metadata (UMA Grant §2, Fed §2, RFC 8414) and keys"),
         (name = "oauth", description = "OAuth 2.0: authorization code + PKCE, token, revocation, registration"),
@@ -142,6 +142,31 @@ impl Modify for SecuritySchemes {
                 .to_owned(),
         );
         c.add_security_scheme("client_secret_basic", SecurityScheme::Http(basic));
+    }
+}
+
+/// The router serves the discovery handler at the RFC 8414 location too: describe it there.
+struct MetadataAlias;
+
+impl Modify for MetadataAlias {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use crate::uma::discovery::paths;
+        let Some(mut item) = openapi.paths.paths.get(paths::UMA2_CONFIGURATION).cloned() else {
+            return;
+        };
+        if let Some(op) = item.get.as_mut() {
+            op.operation_id = Some("oauth_authorization_server_metadata".to_owned());
+            op.description = Some(
+                "The same document at the RFC 8414 location (also served at \
+                 `/.well-known/oauth-authorization-server{issuer path}` on the host when the \
+                 issuer has a path)."
+                    .to_owned(),
+            );
+        }
+        openapi
+            .paths
+            .paths
+            .insert(paths::OAUTH_AS_METADATA.to_owned(), item);
     }
 }
 
@@ -227,11 +252,24 @@ pub struct RequestSubmittedError {
 /// A `403` of the token endpoint: UMA `need_info`, `request_submitted` or `request_denied`
 /// (an `OAuthError`), or `quota_exceeded`.
 #[derive(ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)]
 pub enum UmaTokenError {
     NeedInfo(NeedInfoError),
     RequestSubmitted(RequestSubmittedError),
-    Other(OAuthError),
+    Denied(RequestDeniedError),
+}
+
+/// UMA `request_denied` (Grant §3.3.6), or `quota_exceeded`: the `OAuthError` object with one
+/// of these codes.
+#[derive(Serialize, ToSchema)]
+pub struct RequestDeniedError {
+    #[schema(pattern = "^(request_denied|quota_exceeded)$")]
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_uri: Option<String>,
 }
 
 /// Error responses of every JSON endpoint that authenticates with a bearer token.
@@ -386,7 +424,9 @@ pub struct AuthorizeForm {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct TokenRequest {
-    #[schema(pattern = "^(authorization_code|client_credentials|refresh_token|urn:ietf:params:oauth:grant-type:uma-ticket)$")]
+    #[schema(
+        pattern = "^(authorization_code|client_credentials|refresh_token|urn:ietf:params:oauth:grant-type:uma-ticket)$"
+    )]
     grant_type: String,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -578,7 +618,7 @@ pub struct ResourceWithId {
 
 /// One permission, or an array of one to 100 (Fed §4.1).
 #[derive(ToSchema)]
-#[schema(as = PermissionRequest)]
+#[serde(untagged)]
 #[allow(dead_code)]
 pub enum PermissionRequest {
     One(crate::uma::permission::PermissionInput),

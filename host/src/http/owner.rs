@@ -24,8 +24,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::openapi;
 use super::extract::{StrictJson, read_body};
+use super::openapi;
 use crate::error::{Error, Result};
 use crate::oauth::UMA_PROTECTION;
 use crate::oauth::access_token::validate;
@@ -557,6 +557,7 @@ async fn show_approval(
 /// "permissions": [{"resource_id": …, "resource_scopes": […]}]}` (a subset), or
 /// `{"decision": "deny"}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApprovalDecision)]
 #[serde(deny_unknown_fields)]
 struct Decision {
     /// `approve` or `deny`.
