@@ -87,6 +87,10 @@ fn refs(v: &Value, out: &mut Vec<String>) {
 async fn openapi_json_is_an_openapi_3_description_of_this_server() {
     let s = TestServer::start().await;
     let doc = fetch_doc(&s).await;
+    // `OPENAPI_DUMP=path` keeps a copy, e.g. for tools that read the description offline.
+    if let Ok(path) = std::env::var("OPENAPI_DUMP") {
+        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    }
     let version = doc["openapi"].as_str().unwrap();
     assert!(version.starts_with("3."), "{version}");
     assert_eq!(doc["info"]["title"], "uma-host");
@@ -108,6 +112,10 @@ async fn openapi_json_is_an_openapi_3_description_of_this_server() {
         assert!(e["properties"].get(m).is_some(), "{m}");
     }
     // Every reference resolves, and every security requirement names a defined scheme.
+    let d = Doc(doc.clone());
+    assert!(d.valid("OAuthError", &json!({"error": "invalid_request"})));
+    assert!(!d.valid("OAuthError", &json!({"error": 5})));
+    assert!(!d.valid("OAuthError", &json!({"error_description": "x"})));
     let mut all = Vec::new();
     refs(&doc, &mut all);
     assert!(!all.is_empty());
@@ -336,6 +344,13 @@ async fn the_server_answers_exactly_the_listed_methods() {
 struct Doc(Value);
 
 impl Doc {
+    /// Whether `v` is valid under the component schema `name`.
+    fn valid(&self, name: &str, v: &Value) -> bool {
+        let mut root = json!({ "$ref": format!("#/components/schemas/{name}") });
+        root["components"] = self.0["components"].clone();
+        jsonschema::validator_for(&root).unwrap().is_valid(v)
+    }
+
     /// Validates `body` against the schema documented for (`path`, `method`, `status`) in
     /// content type `ct`.
     fn check(&self, method: &str, path: &str, status: StatusCode, ct: &str, body: &Value) {
