@@ -268,7 +268,6 @@ pub struct NewPolicy {
     pub name: String,
     pub module: ModuleRef,
     #[serde(default = "empty_object")]
-    #[schema(value_type = Value)]
     pub config: serde_json::Value,
     #[serde(default)]
     pub description: Option<String>,

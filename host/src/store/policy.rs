@@ -50,7 +50,6 @@ pub struct PolicyRecord {
     pub id: String,
     pub name: String,
     pub module: ModuleRef,
-    #[schema(value_type = Value)]
     pub config: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -99,7 +98,6 @@ pub struct ResourcePolicy {
 pub struct ClaimsBinding {
     pub module: ModuleRef,
     #[serde(default = "empty_config")]
-    #[schema(value_type = Value)]
     pub config: serde_json::Value,
 }
 
