@@ -397,8 +397,18 @@ impl Doc {
             assert!(response.is_object(), "{method} {path}: {code} undocumented");
             return Value::Null;
         }
+        let ct = ct.unwrap();
+        let code = status.as_u16().to_string();
+        if ct == "text/html" {
+            let content = &self.0["paths"][path][method]["responses"][&code]["content"];
+            assert!(
+                content.get("text/html").is_some(),
+                "{method} {path} {code}: HTML is not documented"
+            );
+            return Value::String(text);
+        }
         let body: Value = serde_json::from_str(&text).unwrap();
-        self.check(method, path, status, &ct.unwrap(), &body);
+        self.check(method, path, status, &ct, &body);
         body
     }
 }
@@ -423,6 +433,91 @@ async fn real_responses_match_their_documented_schemas() {
         assert_eq!(v["issuer"], s.issuer.as_str());
     }
     d.call("get", "/jwks", h.get(s.url("/jwks")), ok).await;
+
+    // Browser pages: HTML, redirects, and the JSON of a malformed form.
+    let verifier = "p".repeat(43);
+    let challenge = pkce_challenge(&verifier);
+    let authorize = [
+        ("response_type", "code"),
+        ("client_id", RS1.0),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let page = h
+        .get(s.url("/authorize"))
+        .query(&authorize)
+        .send()
+        .await
+        .unwrap();
+    let html = page.text().await.unwrap();
+    let login_id = hidden_field(&html, "login_id");
+    d.call(
+        "get",
+        "/authorize",
+        h.get(s.url("/authorize")).query(&authorize),
+        ok,
+    )
+    .await;
+    d.call(
+        "get",
+        "/authorize",
+        h.get(s.url("/authorize?client_id=nobody")),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    d.call(
+        "post",
+        "/authorize",
+        h.post(s.url("/authorize"))
+            .form(&[("login_id", login_id.as_str()), ("decision", "allow")]),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    d.call(
+        "post",
+        "/authorize",
+        h.post(s.url("/authorize")).body("login_id=x"),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let page = h
+        .get(s.url("/authorize"))
+        .query(&authorize)
+        .send()
+        .await
+        .unwrap();
+    let cookie2 = csrf_cookie(&page);
+    let login_id = hidden_field(&page.text().await.unwrap(), "login_id");
+    d.call(
+        "post",
+        "/authorize",
+        h.post(s.url("/authorize"))
+            .header("cookie", cookie2)
+            .form(&[
+                ("login_id", login_id.as_str()),
+                ("username", ALICE.0),
+                ("password", ALICE.1),
+                ("decision", "allow"),
+            ]),
+        StatusCode::SEE_OTHER,
+    )
+    .await;
+    d.call(
+        "get",
+        "/claims",
+        h.get(s.url("/claims"))
+            .query(&[("client_id", C1.0), ("ticket", "nope")]),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    d.call(
+        "post",
+        "/claims",
+        h.post(s.url("/claims"))
+            .form(&[("session", "nope"), ("csrf", "nope")]),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
 
     // Token endpoint: success and errors.
     let pat_form = [("grant_type", "client_credentials")];

@@ -172,7 +172,8 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         (status = 303, description = "Back to the client's redirect URI with `code` and `state`, or `error`"),
         (status = 400, description = "Expired or unknown login (an HTML page); or a malformed form", content(
             (String = "text/html"), (openapi::OAuthError = "application/json"))),
-        (status = 403, description = "The anti-CSRF cookie is missing or wrong (an HTML page)", content_type = "text/html", body = String),
+        (status = 403, description = "The anti-CSRF cookie is missing or wrong, or too many wrong \
+            passwords (an HTML page)", content_type = "text/html", body = String),
         (status = 413, description = "Request body too large", body = openapi::OAuthError),
         (status = 500, description = "`server_error`", body = openapi::OAuthError),
     ))]
@@ -388,7 +389,6 @@ pub async fn list_resources(
         (status = 400, description = "`invalid_request`, `invalid_client_metadata`, `invalid_redirect_uri`", body = openapi::OAuthError),
         (status = 401, description = "Missing or wrong initial access token", body = openapi::OAuthError),
         (status = 404, description = "Registration is disabled", body = openapi::OAuthError),
-        (status = 409, description = "The chosen client id exists", body = openapi::OAuthError),
         (status = 413, description = "Request body too large", body = openapi::OAuthError),
         (status = 500, description = "`server_error`", body = openapi::OAuthError),
     ))]
