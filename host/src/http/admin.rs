@@ -15,6 +15,7 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::error::no_store;
 use super::extract::StrictJson;
+use super::openapi;
 use crate::error::{Error, Result};
 use crate::oauth::clients::{self, NewClient};
 use crate::oauth::users::{self, NewUser};
@@ -76,6 +77,13 @@ pub fn router() -> Router<AppState> {
         .route("/keys/rotate", post(rotate_keys))
 }
 
+#[utoipa::path(get, path = "/admin/clients", tag = "admin",
+    description = "Every registered client.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The clients", body = Vec<openapi::ClientView>),
+        openapi::AdminErrors,
+    ))]
 async fn list_clients(_: Admin, State(s): State<AppState>) -> Result<Json<Vec<Value>>> {
     Ok(Json(
         s.store
@@ -87,6 +95,15 @@ async fn list_clients(_: Admin, State(s): State<AppState>) -> Result<Json<Vec<Va
     ))
 }
 
+#[utoipa::path(post, path = "/admin/clients", tag = "admin",
+    description = "Create a client; the answer carries its secret, once.",
+    request_body(content = NewClient, content_type = "application/json"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Created; `client_secret` for a confidential client", body = openapi::ClientView),
+        (status = 409, description = "The client id exists", body = openapi::OAuthError),
+        openapi::AdminErrors,
+    ))]
 async fn create_client(
     _: Admin,
     State(s): State<AppState>,
@@ -102,6 +119,14 @@ async fn create_client(
     Ok(r)
 }
 
+#[utoipa::path(get, path = "/admin/clients/{id}", tag = "admin",
+    description = "One client.",
+    params(("id" = String, Path, description = "The client id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The client", body = openapi::ClientView),
+        openapi::AdminErrors,
+    ))]
 async fn get_client(
     _: Admin,
     State(s): State<AppState>,
@@ -111,6 +136,14 @@ async fn get_client(
     Ok(Json(clients::view(&c)))
 }
 
+#[utoipa::path(delete, path = "/admin/clients/{id}", tag = "admin",
+    description = "Delete a client.",
+    params(("id" = String, Path, description = "The client id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        openapi::AdminErrors,
+    ))]
 async fn delete_client(
     _: Admin,
     State(s): State<AppState>,
@@ -123,6 +156,13 @@ async fn delete_client(
     }
 }
 
+#[utoipa::path(get, path = "/admin/users", tag = "admin",
+    description = "Every user.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The users", body = Vec<openapi::UserView>),
+        openapi::AdminErrors,
+    ))]
 async fn list_users(_: Admin, State(s): State<AppState>) -> Result<Json<Vec<Value>>> {
     Ok(Json(
         s.store
@@ -134,6 +174,15 @@ async fn list_users(_: Admin, State(s): State<AppState>) -> Result<Json<Vec<Valu
     ))
 }
 
+#[utoipa::path(post, path = "/admin/users", tag = "admin",
+    description = "Create a user.",
+    request_body(content = NewUser, content_type = "application/json"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Created", body = openapi::UserView),
+        (status = 409, description = "The username exists", body = openapi::OAuthError),
+        openapi::AdminErrors,
+    ))]
 async fn create_user(
     _: Admin,
     State(s): State<AppState>,
@@ -143,6 +192,14 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(users::view(&u))))
 }
 
+#[utoipa::path(get, path = "/admin/users/{name}", tag = "admin",
+    description = "One user.",
+    params(("name" = String, Path, description = "The username")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The user", body = openapi::UserView),
+        openapi::AdminErrors,
+    ))]
 async fn get_user(
     _: Admin,
     State(s): State<AppState>,
@@ -152,6 +209,14 @@ async fn get_user(
     Ok(Json(users::view(&u)))
 }
 
+#[utoipa::path(delete, path = "/admin/users/{name}", tag = "admin",
+    description = "Delete a user.",
+    params(("name" = String, Path, description = "The username")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        openapi::AdminErrors,
+    ))]
 async fn delete_user(
     _: Admin,
     State(s): State<AppState>,
@@ -164,6 +229,13 @@ async fn delete_user(
     }
 }
 
+#[utoipa::path(get, path = "/admin/keys", tag = "admin",
+    description = "The signing keys, current and retired.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The keys", body = Vec<openapi::KeyView>),
+        openapi::AdminErrors,
+    ))]
 async fn list_keys(_: Admin, State(s): State<AppState>) -> Result<Json<Value>> {
     let keys: Vec<Value> = s
         .store
@@ -175,6 +247,13 @@ async fn list_keys(_: Admin, State(s): State<AppState>) -> Result<Json<Value>> {
     Ok(Json(json!(keys)))
 }
 
+#[utoipa::path(post, path = "/admin/keys/rotate", tag = "admin",
+    description = "Retire the signing key and start signing with a fresh one.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The new key id", body = openapi::Kid),
+        openapi::AdminErrors,
+    ))]
 async fn rotate_keys(_: Admin, State(s): State<AppState>) -> Result<Json<Value>> {
     let kid = s.keys.rotate().await?;
     Ok(Json(json!({ "kid": kid })))

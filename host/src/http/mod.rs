@@ -5,6 +5,7 @@ pub mod admin;
 pub mod error;
 pub mod extract;
 mod handlers;
+pub mod openapi;
 pub mod owner;
 
 use std::future::Future;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
     let base = state.config.base_path().to_owned();
     let api = Router::new()
         .route("/healthz", get(h::healthz))
+        .route(openapi::PATH, get(openapi::serve))
         .route(paths::UMA2_CONFIGURATION, get(h::discovery))
         .route(paths::OAUTH_AS_METADATA, get(h::discovery))
         .route(paths::JWKS, get(h::jwks))

@@ -25,6 +25,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::extract::{StrictJson, read_body};
+use super::openapi;
 use crate::error::{Error, Result};
 use crate::oauth::UMA_PROTECTION;
 use crate::oauth::access_token::validate;
@@ -125,6 +126,13 @@ pub fn router() -> Router<AppState> {
         .route("/grants/{jti}", axum::routing::delete(revoke_grant))
 }
 
+#[utoipa::path(get, path = "/owner/modules", tag = "owner",
+    description = "The owner's module versions and the built-in library.",
+    security(("owner_token" = [])),
+    responses(
+        (status = 200, description = "Modules", body = openapi::ModuleList),
+        openapi::BearerErrors,
+    ))]
 async fn list_modules(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -180,6 +188,17 @@ async fn module_bytes(s: &AppState, headers: &HeaderMap, body: Body) -> Result<V
     Ok(read_body(headers, body, limit).await?.to_vec())
 }
 
+#[utoipa::path(post, path = "/owner/modules/{name}", tag = "owner",
+    description = "Upload a new version of module `name` (full access only). The component is validated and compiled before anything is stored.",
+    params(("name" = String, Path, description = "1-64 characters of a-z, 0-9, -, _, ., starting with a letter or digit")),
+    request_body(content((openapi::WasmBytes = "application/wasm"), (openapi::WasmBytes = "application/octet-stream"), (openapi::ModuleUpload = "multipart/form-data")), description = "The component: the raw body, or a multipart file part (named `module`)"),
+    security(("owner_token" = [])),
+    responses(
+        (status = 201, description = "The new version", body = crate::policy::ModuleView),
+        (status = 400, description = "`invalid_module` with the precise reason, or `invalid_request`", body = openapi::OAuthError),
+        (status = 403, description = "`quota_exceeded` or `insufficient_scope`", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn upload_module(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -193,6 +212,15 @@ async fn upload_module(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+#[utoipa::path(get, path = "/owner/modules/{name}/{version}", tag = "owner",
+    description = "One module version.",
+    params(("name" = String, Path, description = "The module name"), ("version" = u32, Path, description = "The module version")),
+    security(("owner_token" = [])),
+    responses(
+        (status = 200, description = "The module", body = crate::policy::ModuleView),
+        (status = 404, description = "No such object of this owner", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn show_module(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -203,6 +231,16 @@ async fn show_module(
     ))
 }
 
+#[utoipa::path(delete, path = "/owner/modules/{name}/{version}", tag = "owner",
+    description = "Delete a module version (full access only); refused while a policy uses it.",
+    params(("name" = String, Path, description = "The module name"), ("version" = u32, Path, description = "The module version")),
+    security(("owner_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such object of this owner", body = openapi::OAuthError),
+        (status = 409, description = "A policy uses it", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn delete_module(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -213,6 +251,13 @@ async fn delete_module(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/owner/policies", tag = "owner",
+    description = "The owner's policies.",
+    security(("owner_token" = [])),
+    responses(
+        (status = 200, description = "Policies", body = Vec<crate::store::policy::PolicyRecord>),
+        openapi::BearerErrors,
+    ))]
 async fn list_policies(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -221,6 +266,15 @@ async fn list_policies(
     Ok(Json(json!(policies)))
 }
 
+#[utoipa::path(post, path = "/owner/policies", tag = "owner",
+    description = "Create a policy (full access only); its configuration is checked by the module's own validation.",
+    request_body(content = NewPolicy, content_type = "application/json"),
+    security(("owner_token" = [])),
+    responses(
+        (status = 201, description = "Created", body = crate::store::policy::PolicyRecord),
+        (status = 409, description = "A policy of that name exists", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn create_policy(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -231,6 +285,15 @@ async fn create_policy(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+#[utoipa::path(get, path = "/owner/policies/{id}", tag = "owner",
+    description = "One policy.",
+    params(("id" = String, Path, description = "The policy id")),
+    security(("owner_token" = [])),
+    responses(
+        (status = 200, description = "The policy", body = crate::store::policy::PolicyRecord),
+        (status = 404, description = "No such object of this owner", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn show_policy(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -239,6 +302,16 @@ async fn show_policy(
     Ok(Json(policy::get_policy(&s, &who.owner, &id).await?))
 }
 
+#[utoipa::path(delete, path = "/owner/policies/{id}", tag = "owner",
+    description = "Delete a policy (full access only); refused while bound.",
+    params(("id" = String, Path, description = "The policy id")),
+    security(("owner_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such object of this owner", body = openapi::OAuthError),
+        (status = 409, description = "It is bound to a resource", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn delete_policy(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -249,6 +322,15 @@ async fn delete_policy(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/owner/resources/{rs}/{id}/policy", tag = "owner",
+    description = "The policies bound to a resource and how they combine.",
+    params(("rs" = String, Path, description = "The resource server (client id) that registered the resource"), ("id" = String, Path, description = "The resource id")),
+    security(("owner_token" = [])),
+    responses(
+        (status = 200, description = "The bindings", body = ResourcePolicy),
+        (status = 404, description = "No such object of this owner", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn show_binding(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -258,6 +340,17 @@ async fn show_binding(
     Ok(Json(policy::bindings(&s, &scope, &id).await?))
 }
 
+#[utoipa::path(put, path = "/owner/resources/{rs}/{id}/policy", tag = "owner",
+    description = "Replace the policies bound to a resource.",
+    params(("rs" = String, Path, description = "The resource server (client id) that registered the resource"), ("id" = String, Path, description = "The resource id")),
+    request_body(content = ResourcePolicy, content_type = "application/json"),
+    security(("owner_token" = [])),
+    responses(
+        (status = 200, description = "The bindings", body = ResourcePolicy),
+        (status = 404, description = "No such object of this owner", body = openapi::OAuthError),
+        (status = 409, description = "A named policy does not exist", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn put_binding(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -268,6 +361,15 @@ async fn put_binding(
     Ok(Json(policy::bind(&s, &scope, &id, binding).await?))
 }
 
+#[utoipa::path(delete, path = "/owner/resources/{rs}/{id}/policy", tag = "owner",
+    description = "Unbind every policy: the resource grants nothing to anyone but its owner.",
+    params(("rs" = String, Path, description = "The resource server (client id) that registered the resource"), ("id" = String, Path, description = "The resource id")),
+    security(("owner_token" = [])),
+    responses(
+        (status = 204, description = "Unbound"),
+        (status = 404, description = "No such object of this owner", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn delete_binding(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -279,7 +381,7 @@ async fn delete_binding(
 }
 
 /// A hypothetical request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DryRun {
     client_id: String,
@@ -288,16 +390,28 @@ struct DryRun {
     claims: Vec<HypotheticalClaim>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A claim the hypothetical requesting party presents.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct HypotheticalClaim {
     name: String,
     value: serde_json::Value,
     /// Default: `{"kind": "server"}`.
     #[serde(default)]
+    #[schema(value_type = Option<openapi::runtime::Provenance>)]
     provenance: Option<Provenance>,
 }
 
+#[utoipa::path(post, path = "/owner/resources/{rs}/{id}/dry-run", tag = "owner",
+    description = "Evaluate a hypothetical request against the resource's policies, with an explanation per policy. Not recorded in the audit.",
+    params(("rs" = String, Path, description = "The resource server (client id) that registered the resource"), ("id" = String, Path, description = "The resource id")),
+    request_body(content = DryRun, content_type = "application/json"),
+    security(("owner_token" = [])),
+    responses(
+        (status = 200, description = "The decision", body = openapi::DryRunResult),
+        (status = 404, description = "No such object of this owner", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn dry_run(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -360,6 +474,14 @@ async fn dry_run(
     Ok(Json(out))
 }
 
+#[utoipa::path(get, path = "/owner/audit", tag = "owner",
+    description = "The decision audit, oldest first, filtered and paged.",
+    params(AuditQuery),
+    security(("owner_token" = [])),
+    responses(
+        (status = 200, description = "A page of entries", body = openapi::AuditPage),
+        openapi::BearerErrors,
+    ))]
 async fn audit(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -385,6 +507,13 @@ impl OwnerAuth {
     }
 }
 
+#[utoipa::path(get, path = "/owner/approvals", tag = "owner",
+    description = "Requests the policies deferred to the owner, pending first.",
+    security(("owner_token" = [])),
+    responses(
+        (status = 200, description = "Approval requests", body = Vec<ApprovalRequest>),
+        openapi::BearerErrors,
+    ))]
 async fn list_approvals(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -401,6 +530,15 @@ async fn list_approvals(
     Ok(Json(all))
 }
 
+#[utoipa::path(get, path = "/owner/approvals/{id}", tag = "owner",
+    description = "One approval request.",
+    params(("id" = String, Path, description = "The approval request id")),
+    security(("owner_token" = [])),
+    responses(
+        (status = 200, description = "The request", body = ApprovalRequest),
+        (status = 404, description = "No such object of this owner", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn show_approval(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -418,14 +556,27 @@ async fn show_approval(
 /// The owner's answer: `{"decision": "approve"}` (every scope asked), `{"decision": "approve",
 /// "permissions": [{"resource_id": …, "resource_scopes": […]}]}` (a subset), or
 /// `{"decision": "deny"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ApprovalDecision)]
 #[serde(deny_unknown_fields)]
 struct Decision {
+    /// `approve` or `deny`.
+    #[schema(pattern = "^(approve|deny)$")]
     decision: String,
     #[serde(default)]
     permissions: Option<Vec<Permission>>,
 }
 
+#[utoipa::path(post, path = "/owner/approvals/{id}", tag = "owner",
+    description = "Approve (all or a subset of what was asked) or deny a request.",
+    params(("id" = String, Path, description = "The approval request id")),
+    request_body(content = Decision, content_type = "application/json"),
+    security(("owner_token" = [])),
+    responses(
+        (status = 200, description = "The decided request", body = ApprovalRequest),
+        (status = 404, description = "No such object of this owner", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn decide_approval(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -486,6 +637,13 @@ async fn decide_approval(
     Ok(Json(decided))
 }
 
+#[utoipa::path(get, path = "/owner/grants", tag = "owner",
+    description = "The RPTs issued for the owner's resources.",
+    security(("owner_token" = [])),
+    responses(
+        (status = 200, description = "Granted RPTs", body = Vec<crate::store::uma::RptRecord>),
+        openapi::BearerErrors,
+    ))]
 async fn list_grants(
     State(s): State<AppState>,
     who: OwnerAuth,
@@ -502,6 +660,15 @@ async fn list_grants(
 
 /// Revoke an RPT the owner granted: introspection answers inactive from now on, and it can no
 /// longer be upgraded.
+#[utoipa::path(delete, path = "/owner/grants/{jti}", tag = "owner",
+    description = "Revoke an RPT: introspection answers inactive from now on, and it can no longer be upgraded.",
+    params(("jti" = String, Path, description = "The RPT's jti")),
+    security(("owner_token" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such object of this owner", body = openapi::OAuthError),
+        openapi::BearerErrors,
+    ))]
 async fn revoke_grant(
     State(s): State<AppState>,
     who: OwnerAuth,

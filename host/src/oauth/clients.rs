@@ -40,7 +40,7 @@ impl SecretHasher {
 }
 
 /// What the admin API (and the config file) may say about a new client.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewClient {
     /// Chosen id; generated (URL-safe) when absent.
     #[serde(default)]

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::AppState;
 
 /// The client metadata we understand (RFC 7591 §2); other members are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RegistrationRequest {
     #[serde(default)]
     pub redirect_uris: Vec<String>,

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::http::AppState;
 use crate::store::{User, unix_now};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewUser {
     pub username: String,
     pub password: String,

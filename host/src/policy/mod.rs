@@ -59,7 +59,7 @@ async fn ingest(state: &AppState, bytes: Arc<[u8]>) -> Result<Result<Arc<Module>
 // Modules
 
 /// A module as the owner API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModuleView {
     #[serde(flatten)]
     pub record: ModuleRecord,
@@ -71,7 +71,7 @@ pub struct ModuleView {
 }
 
 /// The sandbox limits a module runs under.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LimitsView {
     pub fuel: u64,
     pub deadline_ms: u64,
@@ -262,7 +262,7 @@ fn builtin_digest(b: &'static plugins::Builtin) -> &'static str {
 // Policies
 
 /// What an owner sends to create a policy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPolicy {
     pub name: String,

@@ -146,7 +146,7 @@ pub struct User {
 }
 
 /// A UMA resource description (Fed §3.1), exactly as registered (wire format).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResourceDescription {
     pub resource_scopes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,7 +163,7 @@ pub struct ResourceDescription {
 }
 
 /// One permission: a resource and the scopes asked for or granted on it (Fed §4.1, §5.1.1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Permission {
     pub resource_id: String,
     pub resource_scopes: Vec<String>,

@@ -11,12 +11,13 @@ use crate::error::Result;
 use crate::runtime::World;
 
 /// One version of an owner's module. The bytes are stored once per content digest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModuleRecord {
     pub name: String,
     pub version: u32,
     /// Hex SHA-256 of the component.
     pub digest: String,
+    #[schema(value_type = crate::http::openapi::runtime::World)]
     pub world: World,
     pub size: usize,
     pub imports: Vec<String>,
@@ -25,7 +26,7 @@ pub struct ModuleRecord {
 }
 
 /// Which module a policy runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "library", rename_all = "kebab-case")]
 pub enum ModuleRef {
     /// A plugin shipped with the server, available to every owner read-only.
@@ -44,7 +45,7 @@ impl std::fmt::Display for ModuleRef {
 }
 
 /// A policy: a module, the owner's configuration for it, and a name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyRecord {
     pub id: String,
     pub name: String,
@@ -56,7 +57,7 @@ pub struct PolicyRecord {
 }
 
 /// How several policies on one resource combine (as Keycloak offers).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Every applicable policy must permit a scope.
@@ -69,7 +70,7 @@ pub enum Strategy {
 }
 
 /// One policy bound to a resource, optionally for some of its scopes only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Binding {
     /// The policy's id.
     pub policy: String,
@@ -79,7 +80,7 @@ pub struct Binding {
 }
 
 /// The policies of one resource and how they combine.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourcePolicy {
     #[serde(default)]
@@ -92,7 +93,7 @@ pub struct ResourcePolicy {
 }
 
 /// A claims plugin and the owner's configuration for it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimsBinding {
     pub module: ModuleRef,
@@ -105,24 +106,27 @@ fn empty_config() -> serde_json::Value {
 }
 
 /// One policy's part in a decision, as the owner reads it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyVerdict {
     pub policy: String,
     pub policy_name: String,
     pub module: String,
     /// The scopes this policy was asked about.
     pub scopes: Vec<String>,
+    #[schema(value_type = crate::http::openapi::runtime::Decision)]
     pub decision: crate::runtime::Decision,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::http::openapi::runtime::Failure>)]
     pub failure: Option<crate::runtime::Failure>,
     pub fuel_used: u64,
     pub elapsed_us: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<crate::http::openapi::runtime::LogLine>)]
     pub logs: Vec<crate::runtime::LogLine>,
 }
 
 /// One real evaluation, recorded for the owner.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Position in the owner's log; increases with time.
     pub seq: u64,
@@ -141,7 +145,8 @@ pub struct AuditEntry {
 }
 
 /// Filters of an audit query.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only entries after this `seq` (paging cursor).
     pub after: Option<u64>,

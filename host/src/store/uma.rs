@@ -21,7 +21,7 @@ pub struct PctRecord {
 }
 
 /// Where an owner's decision on a deferred request stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum ApprovalStatus {
     Pending,
@@ -33,7 +33,7 @@ pub enum ApprovalStatus {
 }
 
 /// A request the owner's policies deferred to the owner.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApprovalRequest {
     pub id: String,
     pub resource_server: String,
@@ -52,7 +52,7 @@ pub struct ApprovalRequest {
 }
 
 /// An RPT issued for an owner's resources, so the owner can list and revoke what they granted.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RptRecord {
     pub jti: String,
     pub resource_server: String,

@@ -13,7 +13,7 @@ use crate::keys::random_token;
 use crate::store::{Permission, Ticket, unix_now};
 
 /// One requested permission (Fed §4.1).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PermissionInput {
     pub resource_id: String,
     pub resource_scopes: Vec<String>,

@@ -15,7 +15,7 @@ use crate::store::ResourceDescription;
 
 /// The JSON body of create and update. Unknown members are ignored (RR-8), except
 /// language-tagged `name#…` / `description#…`, which are kept (RR-4, RR-6).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ResourceInput {
     resource_scopes: Vec<String>,
     #[serde(default)]
@@ -26,6 +26,8 @@ pub struct ResourceInput {
     name: Option<String>,
     #[serde(rename = "type", default)]
     resource_type: Option<String>,
+    /// Language-tagged `name#…` and `description#…` (strings) are kept; other members are
+    /// ignored.
     #[serde(flatten)]
     rest: BTreeMap<String, serde_json::Value>,
 }
