@@ -7,8 +7,9 @@
 //! - the time from spawning `uma-host serve` to the first `200` of `/healthz`;
 //! - the first dry-run after the restart (which loads that one module from the compiled cache:
 //!   modules are loaded lazily at first use, nothing is compiled or loaded at start);
-//! - the server's resident memory (VmRSS) after start and after the first dry-run;
-//! and checks that no compiled artifact was written again.
+//! - the server's resident memory (VmRSS) after start and after the first dry-run.
+//!
+//! It also checks that no compiled artifact was written again.
 //!
 //! Ignored by default (it compiles 1,000 components, minutes of CPU). Run it on a release build:
 //!
