@@ -23,7 +23,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -58,7 +57,7 @@ fn numbered(bytes: &[u8], n: u64) -> Vec<u8> {
     out
 }
 
-fn rss_kib(child: &Child) -> u64 {
+fn rss_kib(child: &Server) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     status
         .lines()

@@ -31,9 +31,27 @@ pub fn http() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// A running server process; killed if the test panics before stopping it.
+pub struct Server(Option<Child>);
+
+impl Server {
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Starts `uma-host serve` and waits for `/healthz`; returns the process and how long it took
 /// from spawn to the first 200.
-pub fn start_timed(config: &Path, data: &Path, port: u16) -> (Child, Duration) {
+pub fn start_timed(config: &Path, data: &Path, port: u16) -> (Server, Duration) {
     let started = Instant::now();
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
@@ -55,7 +73,7 @@ pub fn start_timed(config: &Path, data: &Path, port: u16) -> (Child, Duration) {
             .send()
             .is_ok_and(|r| r.status().is_success())
         {
-            return (child, started.elapsed());
+            return (Server(Some(child)), started.elapsed());
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -64,12 +82,13 @@ pub fn start_timed(config: &Path, data: &Path, port: u16) -> (Child, Duration) {
     panic!("uma-host did not come up");
 }
 
-pub fn start(config: &Path, data: &Path, port: u16) -> Child {
+pub fn start(config: &Path, data: &Path, port: u16) -> Server {
     start_timed(config, data, port).0
 }
 
 /// SIGTERM and wait for a clean exit.
-pub fn stop(mut child: Child) {
+pub fn stop(mut server: Server) {
+    let mut child = server.0.take().expect("running");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
