@@ -470,6 +470,41 @@ fn owner_cli_login_upload_policy_bind_dry_run_audit_and_errors() {
             .contains("not a WebAssembly component"),
         "{e}"
     );
+    // A server that refuses an upload before reading it: its own answer, not a broken pipe.
+    let large = dir.path().join("large.wasm");
+    std::fs::write(&large, vec![0u8; 8 << 20]).unwrap();
+    let out = run(
+        &[
+            "owner",
+            "--url",
+            &issuer,
+            "--token",
+            "garbage",
+            "modules",
+            "upload",
+            "big",
+            large.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let e: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(e["error"], "invalid_token");
+    let over = dir.path().join("over.wasm");
+    std::fs::write(&over, vec![0u8; (32 << 20) + 1]).unwrap();
+    let out = owner(
+        &creds,
+        &["modules", "upload", "big", over.to_str().unwrap()],
+    );
+    let err = stderr(&out);
+    match out.status.code() {
+        // The server's 413 arrived before the connection was cut…
+        Some(1) => assert!(err.contains("too large"), "{err}"),
+        // …or it was lost with the connection, and the CLI says what the server refuses.
+        Some(3) => assert!(err.contains("size limit"), "{err}"),
+        other => panic!("exit {other:?}: {err}"),
+    }
+
     // A bound module cannot be deleted.
     let out = owner(&creds, &["modules", "delete", "doctors", "1"]);
     assert_eq!(out.status.code(), Some(1));

@@ -96,6 +96,12 @@ pub fn send(req: RequestBuilder) -> CliResult<Value> {
     let resp = req.send()?;
     let status = resp.status();
     let text = resp.text()?;
+    answer(status, text)
+}
+
+/// What an answer means: its JSON on 2xx (`{"status": N}` when empty), [`CliError::Server`]
+/// otherwise.
+pub fn answer(status: reqwest::StatusCode, text: String) -> CliResult<Value> {
     let body = if text.is_empty() {
         json!({ "status": status.as_u16() })
     } else {

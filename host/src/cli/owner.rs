@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::Digest;
 
-use super::api::{Api, CliError, CliResult, http_client, print_json, seg, send};
+use super::api::{Api, CliError, CliResult, answer, http_client, print_json, seg, send};
 
 #[derive(Debug, Args)]
 pub struct OwnerArgs {
@@ -774,29 +774,15 @@ fn approved_permissions(specs: &[String]) -> CliResult<Vec<Value>> {
 // ---------------------------------------------------------------------------------------------
 // Upload
 
-/// Reads the module file and reports progress.
-struct Progress<R> {
-    inner: R,
-    bar: Option<ProgressBar>,
-    sent: u64,
-}
-
-impl<R: Read> Read for Progress<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sent += n as u64;
-        if let Some(bar) = &self.bar {
-            bar.set_position(self.sent);
-            if n == 0 {
-                bar.set_message("sent; the server validates and compiles it…");
-            }
-        }
-        Ok(n)
-    }
-}
-
+/// Streams the module file to the server, reporting progress on a terminal and one line
+/// otherwise.
+///
+/// This one request uses reqwest's async client: the blocking client reports a server that
+/// answers before reading the whole body (a bad token, a module over the size limit) as a broken
+/// pipe and drops the answer, whereas hyper hands the early answer over, so the user gets the
+/// server's own error.
 fn upload(api: &Api, name: &str, file: &Path) -> CliResult<()> {
-    let f = std::fs::File::open(file)
+    let mut f = std::fs::File::open(file)
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", file.display())))?;
     let len = f
         .metadata()
@@ -815,22 +801,62 @@ fn upload(api: &Api, name: &str, file: &Path) -> CliResult<()> {
         bar
     });
     let started = Instant::now();
-    let reader = Progress {
-        inner: f,
-        bar: bar.clone(),
-        sent: 0,
-    };
-    let req = api
-        .request(M::POST, &format!("/modules/{}", seg(name)))
-        .header(reqwest::header::CONTENT_TYPE, "application/wasm")
-        // Large modules take a while to send and the server compiles before it answers.
-        .timeout(Duration::from_secs(600))
-        .body(reqwest::blocking::Body::sized(reader, len));
-    let result = send(req);
+    let progress = bar.clone();
+    let chunks = futures_util::stream::poll_fn(move |_| {
+        let mut buf = vec![0u8; 64 * 1024];
+        std::task::Poll::Ready(match f.read(&mut buf) {
+            Ok(0) => {
+                if let Some(bar) = &progress {
+                    bar.set_message("sent; the server validates and compiles it…");
+                }
+                None
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                if let Some(bar) = &progress {
+                    bar.inc(n as u64);
+                }
+                Some(Ok::<_, std::io::Error>(buf))
+            }
+            Err(e) => Some(Err(e)),
+        })
+    });
+    let url = format!("{}/modules/{}", api.base, seg(name));
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Transport(e.to_string()))
+        .and_then(|rt| {
+            rt.block_on(async {
+                let client = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(Duration::from_secs(10))
+                    // Large modules take a while to send, and the server compiles before it
+                    // answers.
+                    .timeout(Duration::from_secs(600))
+                    .build()?;
+                let resp = client
+                    .post(&url)
+                    .bearer_auth(&api.token)
+                    .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+                    .header(reqwest::header::CONTENT_LENGTH, len)
+                    .body(reqwest::Body::wrap_stream(chunks))
+                    .send()
+                    .await?;
+                let status = resp.status();
+                let text = resp.text().await?;
+                answer(status, text)
+            })
+        });
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let module = result?;
+    let module = match result {
+        Err(CliError::Transport(e)) if len > 0 => {
+            return Err(explain_cut_upload(api, &url, len, e));
+        }
+        other => other?,
+    };
     eprintln!(
         "uploaded {} ({len} bytes) as {}@{} in {:.1} s",
         file.display(),
@@ -840,6 +866,32 @@ fn upload(api: &Api, name: &str, file: &Path) -> CliResult<()> {
     );
     print_json(&module);
     Ok(())
+}
+
+/// The server answered before reading the whole body and closed the connection, and the
+/// connection reset lost its answer. That happens when it refuses the request outright: a token
+/// that may not upload, or a body over its size limit. Ask again without a body to get its own
+/// answer about the token (an empty body stores nothing: it is not a component); if the token is
+/// fine, the size is what was refused.
+fn explain_cut_upload(api: &Api, url: &str, len: u64, cause: String) -> CliError {
+    let probe = api
+        .http
+        .post(url)
+        .bearer_auth(&api.token)
+        .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+        .body(Vec::new());
+    match send(probe) {
+        Err(
+            e @ CliError::Server {
+                status: 401 | 403, ..
+            },
+        ) => e,
+        _ => CliError::Transport(format!(
+            "the server closed the connection while the module ({len} bytes) was being sent: it \
+             refuses modules over its size limit (runtime.max_module_bytes, 32 MiB by default) \
+             ({cause})"
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
