@@ -267,6 +267,12 @@ fn restart_with_1000_stored_modules() {
 
     println!("\n## restart with {modules} stored modules ({owners} owners)\n");
     println!(
+        "load average at the end: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    println!(
         "uploads: {modules} through POST /owner/modules in {:.1} s ({} per module, two at a time)",
         upload_time.as_secs_f64(),
         ms(upload_time / modules as u32)
