@@ -156,12 +156,7 @@ fn login(issuer: &str, callback_port: u16, creds: &Path) -> Value {
 #[test]
 fn owner_cli_login_upload_policy_bind_dry_run_audit_and_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let callback_port = free_port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    let config_file = dir.path().join("uma-host.toml");
-    std::fs::write(&config_file, config(&issuer, callback_port)).unwrap();
-    let server = start(&config_file, &dir.path().join("data"), port);
+    let (server, issuer, callback_port) = start_server(dir.path());
     let http = http();
     let creds = dir.path().join("home").join("owner.json");
 
@@ -583,6 +578,26 @@ fn owner_cli_login_upload_policy_bind_dry_run_audit_and_errors() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("could not be refreshed"));
 
+    // Log in again; logout revokes the refresh token at the server and forgets the login.
+    login(&issuer, callback_port, &creds);
+    assert_eq!(owner_ok(&creds, &["policies", "list"])[0]["id"], pid);
+    let saved: Value = serde_json::from_slice(&std::fs::read(&creds).unwrap()).unwrap();
+    let out = owner_ok(&creds, &["logout"]);
+    assert_eq!(out["logged_out"], true);
+    assert_eq!(out["revoked"], true);
+    assert!(!creds.exists());
+    assert_eq!(owner(&creds, &["modules", "list"]).status.code(), Some(4));
+    let r = http
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", saved["refresh_token"].as_str().unwrap()),
+            ("client_id", CLI_CLIENT),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400, "the refresh token was revoked");
+
     stop(server);
 
     // The server is gone: exit 3.
@@ -596,4 +611,184 @@ fn owner_cli_login_upload_policy_bind_dry_run_audit_and_errors() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Starts a server with the test's config; returns it with its issuer, callback port and data.
+fn start_server(dir: &Path) -> (Server, String, u16) {
+    let port = free_port();
+    let callback_port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let config_file = dir.join("uma-host.toml");
+    std::fs::write(&config_file, config(&issuer, callback_port)).unwrap();
+    (
+        start(&config_file, &dir.join("data"), port),
+        issuer,
+        callback_port,
+    )
+}
+
+/// A UMA grant request by `client` with `ticket`: status and JSON.
+fn uma_grant(
+    http: &reqwest::blocking::Client,
+    issuer: &str,
+    client: (&str, &str),
+    ticket: &str,
+) -> (u16, Value) {
+    let r = http
+        .post(format!("{issuer}/token"))
+        .basic_auth(client.0, Some(client.1))
+        .form(&[("grant_type", UMA), ("ticket", ticket)])
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.json().unwrap())
+}
+
+#[test]
+fn owner_cli_approves_denies_and_revokes_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, issuer, callback_port) = start_server(dir.path());
+    let http = http();
+    let creds = dir.path().join("owner.json");
+    login(&issuer, callback_port, &creds);
+    let pat = user_pat(&http, &issuer, RS, RS_REDIRECT, ALICE);
+    let rid = create_resource(
+        &http,
+        &issuer,
+        &pat,
+        &json!({"name": "Lab reports", "resource_scopes": ["view", "edit"]}),
+    );
+    let ask = owner_ok(
+        &creds,
+        &[
+            "policies",
+            "create",
+            "--name",
+            "ask me",
+            "--builtin",
+            "owner-approval",
+            "--config",
+            r#"{"message": "rp-app asks for your lab reports"}"#,
+        ],
+    );
+    let pid = ask["id"].as_str().unwrap();
+    owner_ok(&creds, &["bind", RS.0, &rid, "--policy", pid]);
+    let ticket = || -> String {
+        let r = http
+            .post(format!("{issuer}/permission"))
+            .bearer_auth(&pat)
+            .json(&json!({"resource_id": rid, "resource_scopes": ["view", "edit"]}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().unwrap()["ticket"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // The policy defers to the owner: the client is told to wait.
+    let (st, e) = uma_grant(&http, &issuer, RP, &ticket());
+    assert_eq!((st, e["error"].as_str()), (403, Some("request_submitted")));
+    let waiting = e["ticket"].as_str().unwrap().to_owned();
+
+    let pending = owner_ok(&creds, &["approvals", "list"]);
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    let request = &pending[0];
+    assert_eq!(request["status"], "pending");
+    assert_eq!(request["client_id"], RP.0);
+    assert_eq!(
+        request["permissions"],
+        json!([{"resource_id": rid, "resource_scopes": ["view", "edit"]}])
+    );
+    assert!(request["messages"].to_string().contains("rp-app asks"));
+    let aid = request["id"].as_str().unwrap().to_owned();
+    assert_eq!(owner_ok(&creds, &["approvals", "show", &aid])["id"], aid);
+
+    // Only what was asked can be approved; a malformed --scope never leaves the machine.
+    let out = owner(
+        &creds,
+        &[
+            "approvals",
+            "approve",
+            &aid,
+            "--scope",
+            &format!("{rid}:delete"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let e: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(e["error"], "invalid_request");
+    assert!(e["error_description"].as_str().unwrap().contains("delete"));
+    let out = owner(&creds, &["approvals", "approve", &aid, "--scope", "view"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // Approve view only; the client's next poll gets an RPT for view.
+    let approved = owner_ok(
+        &creds,
+        &[
+            "approvals",
+            "approve",
+            &aid,
+            "--scope",
+            &format!("{rid}:view"),
+        ],
+    );
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(
+        approved["granted"],
+        json!([{"resource_id": rid, "resource_scopes": ["view"]}])
+    );
+    let (st, v) = uma_grant(&http, &issuer, RP, &waiting);
+    assert_eq!(st, 200, "{v}");
+    let rpt = v["access_token"].as_str().unwrap().to_owned();
+
+    // The owner sees the grant and revokes it: introspection then answers inactive.
+    let grants = owner_ok(&creds, &["grants", "list"]);
+    assert_eq!(grants.as_array().unwrap().len(), 1, "{grants}");
+    assert_eq!(grants[0]["client_id"], RP.0);
+    assert_eq!(
+        grants[0]["permissions"][0]["resource_scopes"],
+        json!(["view"])
+    );
+    let jti = grants[0]["jti"].as_str().unwrap();
+    let introspect = |token: &str| -> Value {
+        http.post(format!("{issuer}/introspect"))
+            .bearer_auth(&pat)
+            .form(&[("token", token)])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    assert_eq!(introspect(&rpt)["active"], true);
+    assert_eq!(
+        owner_ok(&creds, &["grants", "revoke", jti]),
+        json!({"status": 204})
+    );
+    assert_eq!(introspect(&rpt)["active"], false);
+    assert_eq!(
+        owner(&creds, &["grants", "revoke", jti]).status.code(),
+        Some(1)
+    );
+
+    // A second request, denied by the owner: the client is told so.
+    let (_, e) = uma_grant(&http, &issuer, RP, &ticket());
+    let waiting = e["ticket"].as_str().unwrap().to_owned();
+    let pending = owner_ok(&creds, &["approvals", "list"]);
+    let second = pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["status"] == "pending")
+        .expect("a pending request, listed first");
+    assert_eq!(pending[0]["id"], second["id"]);
+    let denied = owner_ok(
+        &creds,
+        &["approvals", "deny", second["id"].as_str().unwrap()],
+    );
+    assert_eq!(denied["status"], "denied");
+    let (st, e) = uma_grant(&http, &issuer, RP, &waiting);
+    assert_eq!((st, e["error"].as_str()), (403, Some("request_denied")));
+
+    stop(server);
 }
