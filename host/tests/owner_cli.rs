@@ -17,6 +17,8 @@ const RS: (&str, &str) = ("photoz-rs", "photoz-secret-0123456789");
 const RP: (&str, &str) = ("rp-app", "rp-app-secret-0123456789");
 const OTHER_RP: (&str, &str) = ("other-app", "other-app-secret-012345");
 const CLI_CLIENT: &str = "owner-cli";
+/// A confidential client for the same purpose (an owner tool that has a secret).
+const CONFIDENTIAL_CLI: (&str, &str) = ("owner-tool", "owner-tool-secret-0123456789");
 const ALICE: (&str, &str) = ("alice", "alice-password");
 const RS_REDIRECT: &str = "http://127.0.0.1:9/cb";
 const UMA: &str = "urn:ietf:params:oauth:grant-type:uma-ticket";
@@ -45,6 +47,12 @@ client_id = "{CLI_CLIENT}"
 redirect_uris = ["http://127.0.0.1:{callback_port}/callback"]
 scopes = ["uma_policy"]
 
+[[clients]]
+client_id = "{conf}"
+client_secret = "{conf_secret}"
+redirect_uris = ["http://127.0.0.1:{callback_port}/callback"]
+scopes = ["uma_policy"]
+
 [[users]]
 username = "alice"
 password = "alice-password"
@@ -56,6 +64,8 @@ claims = {{ email = "alice@example.com" }}
         rp_secret = RP.1,
         other = OTHER_RP.0,
         other_secret = OTHER_RP.1,
+        conf = CONFIDENTIAL_CLI.0,
+        conf_secret = CONFIDENTIAL_CLI.1,
     )
 }
 
@@ -85,24 +95,37 @@ fn stderr(out: &Output) -> String {
 /// a forged redirect with another state (which the CLI must ignore), then logs in and follows
 /// the server's redirect to the CLI's callback.
 fn login(issuer: &str, callback_port: u16, creds: &Path) -> Value {
+    login_as_client(issuer, callback_port, creds, (CLI_CLIENT, None))
+}
+
+fn login_as_client(
+    issuer: &str,
+    callback_port: u16,
+    creds: &Path,
+    (client_id, secret): (&str, Option<&str>),
+) -> Value {
     let http = http();
-    let mut child = Command::new(BIN)
-        .args([
-            "owner",
-            "login",
-            "--url",
-            issuer,
-            "--client-id",
-            CLI_CLIENT,
-            "--port",
-            &callback_port.to_string(),
-            "--timeout",
-            "60",
-            "--credentials",
-        ])
-        .arg(creds)
-        .env_remove("UMA_OWNER_TOKEN")
-        .env_remove("UMA_OWNER_CLIENT_SECRET")
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "owner",
+        "login",
+        "--url",
+        issuer,
+        "--client-id",
+        client_id,
+        "--port",
+        &callback_port.to_string(),
+        "--timeout",
+        "60",
+        "--credentials",
+    ])
+    .arg(creds)
+    .env_remove("UMA_OWNER_TOKEN")
+    .env_remove("UMA_OWNER_CLIENT_SECRET");
+    if let Some(s) = secret {
+        cmd.env("UMA_OWNER_CLIENT_SECRET", s);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -119,7 +142,7 @@ fn login(issuer: &str, callback_port: u16, creds: &Path) -> Value {
     };
     let auth = url::Url::parse(&authorize_url).unwrap();
     let q: std::collections::HashMap<_, _> = auth.query_pairs().into_owned().collect();
-    assert_eq!(q["client_id"], CLI_CLIENT);
+    assert_eq!(q["client_id"], client_id);
     assert_eq!(q["scope"], "uma_policy");
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["code_challenge"].len(), 43);
@@ -649,7 +672,19 @@ fn owner_cli_approves_denies_and_revokes_grants() {
     let (server, issuer, callback_port) = start_server(dir.path());
     let http = http();
     let creds = dir.path().join("owner.json");
-    login(&issuer, callback_port, &creds);
+    // This time through a confidential client: its secret (from UMA_OWNER_CLIENT_SECRET) is
+    // saved with the tokens, because refreshing needs it.
+    let logged = login_as_client(
+        &issuer,
+        callback_port,
+        &creds,
+        (CONFIDENTIAL_CLI.0, Some(CONFIDENTIAL_CLI.1)),
+    );
+    assert_eq!(logged["client_id"], CONFIDENTIAL_CLI.0);
+    let mut saved: Value = serde_json::from_slice(&std::fs::read(&creds).unwrap()).unwrap();
+    assert_eq!(saved["client_secret"], CONFIDENTIAL_CLI.1);
+    saved["expires_at"] = json!(1);
+    std::fs::write(&creds, serde_json::to_vec(&saved).unwrap()).unwrap();
     let pat = user_pat(&http, &issuer, RS, RS_REDIRECT, ALICE);
     let rid = create_resource(
         &http,
@@ -671,6 +706,11 @@ fn owner_cli_approves_denies_and_revokes_grants() {
         ],
     );
     let pid = ask["id"].as_str().unwrap();
+    let refreshed: Value = serde_json::from_slice(&std::fs::read(&creds).unwrap()).unwrap();
+    assert!(
+        refreshed["expires_at"].as_u64().unwrap() > 1,
+        "the expired login was refreshed with the client's secret"
+    );
     owner_ok(&creds, &["bind", RS.0, &rid, "--policy", pid]);
     let ticket = || -> String {
         let r = http
