@@ -29,6 +29,10 @@ const BUILTINS: &[(&str, &str)] = &[
         "terms-purpose",
         "Claims plugin: the requesting party accepts terms, then states a purpose",
     ),
+    (
+        "hmac-token",
+        "Claims plugin: verifies HS256 claim tokens signed with a secret the owner shares with a partner",
+    ),
 ];
 
 fn main() {

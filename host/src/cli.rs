@@ -18,8 +18,9 @@ use api::{Api, CliError};
 #[derive(Debug, Parser)]
 #[command(name = "uma-host", version, about = "UMA 2.0 authorization server")]
 pub struct Cli {
+    /// Without a command, `serve` with its defaults (so `cargo run` starts the server).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,7 +146,13 @@ fn parse_claim(s: &str) -> Result<(String, String), String> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let command = cli.command.unwrap_or(Command::Serve {
+        config: None,
+        listen: None,
+        data_dir: None,
+        issuer: None,
+    });
+    let result = match command {
         Command::Serve {
             config,
             listen,

@@ -918,3 +918,270 @@ async fn lab_reports_doctor_views_insurer_after_approval_family_denied() {
     let i = introspect(&s, &w.pat, v["access_token"].as_str().unwrap()).await;
     assert_eq!(i["active"], true, "the insurer's RPT is untouched");
 }
+
+/// Sign an HS256 compact JWS (a partner's token for the `hmac-token` claims plugin).
+fn hs256(secret: &str, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn g_4_other_claim_token_formats_go_to_the_owners_claims_plugin() {
+    const FORMAT: &str = "urn:uma-host:claim-token:hs256-jwt";
+    const SECRET: &str = "a-secret-shared-with-the-partner-0123456789";
+    let idp = idp();
+    let s = start(&idp).await;
+    let w = world(&s, json!(["view"])).await;
+    let (st, p) = owner_call(&s, &w.owner, reqwest::Method::POST, "/owner/policies",
+        Some(json!({"name": "partner", "module": {"library": "builtin", "name": "claim-match"},
+                    "config": {"claim": "partner_id", "one_of": ["p-17"], "provenance": ["verified-token"]}}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let (st, b) = owner_call(&s, &w.owner, reqwest::Method::PUT, &format!("/owner/resources/rs1/{}/policy", w.rid),
+        Some(json!({"bindings": [{"policy": p["id"]}],
+                    "claims": {"module": {"library": "builtin", "name": "hmac-token"},
+                               "config": {"secret": SECRET, "issuer": "https://partner.example"}}}))).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let good = hs256(
+        SECRET,
+        json!({"iss": "https://partner.example", "aud": "c1", "partner_id": "p-17", "exp": now + 60}),
+    );
+    let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    let (st, v) = grant_json(
+        &s,
+        C1,
+        &[
+            ("ticket", &t),
+            ("claim_token", &good),
+            ("claim_token_format", FORMAT),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    // A token signed with another secret, or for another client, asks again.
+    for bad in [
+        hs256(
+            "another-secret-of-sufficient-length-000000",
+            json!({"iss": "https://partner.example", "partner_id": "p-17", "exp": now + 60}),
+        ),
+        hs256(
+            SECRET,
+            json!({"iss": "https://partner.example", "aud": "c2", "partner_id": "p-17", "exp": now + 60}),
+        ),
+        hs256(
+            SECRET,
+            json!({"iss": "https://partner.example", "partner_id": "p-17", "exp": now - 1}),
+        ),
+    ] {
+        let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+        let (st, e) = grant_json(
+            &s,
+            C1,
+            &[
+                ("ticket", &t),
+                ("claim_token", &bad),
+                ("claim_token_format", FORMAT),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (st, e["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("need_info")),
+            "{e}"
+        );
+    }
+    // A format nobody handles.
+    let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    let (_, e) = grant_json(
+        &s,
+        C1,
+        &[
+            ("ticket", &t),
+            ("claim_token", &good),
+            ("claim_token_format", "urn:example:saml"),
+        ],
+    )
+    .await;
+    assert_eq!(e["error"], "need_info");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported claim_token_format")
+    );
+    // The host itself never takes HS256 from a trusted issuer (alg confusion, S16).
+    let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    let confused = hs256(
+        SECRET,
+        json!({"iss": IDP, "aud": "c1", "partner_id": "p-17", "exp": now + 60}),
+    );
+    let (_, e) = grant_json(
+        &s,
+        C1,
+        &[
+            ("ticket", &t),
+            ("claim_token", &confused),
+            ("claim_token_format", ID_TOKEN),
+        ],
+    )
+    .await;
+    assert_eq!(e["error"], "need_info");
+}
+
+#[tokio::test]
+async fn t_4_rpt_6_rpt_11_in_12_expiry_and_revocation() {
+    let idp = idp();
+    let jwks = idp.jwks.clone();
+    let s = TestServer::start_with(move |c| {
+        c.ticket_lifetime_secs = 1;
+        c.rpt_lifetime_secs = 1;
+        c.clients.push(client(C2.0, C2.1, &[]));
+        c.trusted_issuers.push(TrustedIssuer {
+            issuer: IDP.into(),
+            jwks: Some(jwks),
+            jwks_uri: None,
+        });
+    })
+    .await;
+    let w = world(&s, json!(["view"])).await;
+    bind(
+        &s,
+        &w,
+        &[("allow-list", json!({"client_ids": ["c1"]}), None)],
+    )
+    .await;
+    let r2 = s
+        .create_resource(&w.pat, json!({"resource_scopes": ["view"]}))
+        .await;
+    let w2 = World {
+        owner: w.owner.clone(),
+        pat: w.pat.clone(),
+        rid: r2.clone(),
+    };
+    bind(
+        &s,
+        &w2,
+        &[("allow-list", json!({"client_ids": ["c1"]}), None)],
+    )
+    .await;
+
+    // T-4: an expired ticket is invalid_grant.
+    let stale = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    let rpt = grant_json(&s, C1, &[("ticket", &t)]).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (st, e) = grant_json(&s, C1, &[("ticket", &stale)]).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    // IN-12: the expired RPT is inactive, and nothing else is said about it.
+    assert_eq!(introspect(&s, &w.pat, &rpt).await, json!({"active": false}));
+    // RPT-6: an expired RPT may still be upgraded.
+    let t = ticket(&s, &w.pat, &r2, &["view"]).await;
+    let (st, v) = grant_json(&s, C1, &[("ticket", &t), ("rpt", &rpt)]).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["upgraded"], true);
+    let upgraded = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        introspect(&s, &w.pat, &upgraded).await["permissions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // RPT-11: the client revokes its RPT; introspection turns inactive and it is not merged
+    // into a later upgrade.
+    let r = s
+        .http
+        .post(s.url("/revoke"))
+        .basic_auth(C1.0, Some(C1.1))
+        .form(&[
+            ("token", upgraded.as_str()),
+            ("token_type_hint", "access_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        introspect(&s, &w.pat, &upgraded).await,
+        json!({"active": false})
+    );
+    let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    let (st, v) = grant_json(&s, C1, &[("ticket", &t), ("rpt", &upgraded)]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        v.get("upgraded").is_none(),
+        "a revoked RPT is not carried over: {v}"
+    );
+    assert_eq!(
+        introspect(&s, &w.pat, v["access_token"].as_str().unwrap()).await["permissions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // G-E10: a garbage rpt or pct is invalid_grant.
+    let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    let (st, e) = grant_json(&s, C1, &[("ticket", &t), ("rpt", "garbage")]).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    let (st, e) = grant_json(&s, C1, &[("ticket", &t), ("pct", "garbage")]).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn s_5_in_20_rpt_for_alice_shows_nothing_to_bob() {
+    let idp = idp();
+    let s = start(&idp).await;
+    let w = world(&s, json!(["view"])).await;
+    bind(
+        &s,
+        &w,
+        &[("allow-list", json!({"client_ids": ["c1"]}), None)],
+    )
+    .await;
+    let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    let rpt = grant_json(&s, C1, &[("ticket", &t)]).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (bob_pat, _) = s.user_pat(RS1, BOB).await;
+    assert_eq!(
+        introspect(&s, &bob_pat, &rpt).await,
+        json!({"active": false})
+    );
+    // A ticket minted with Bob's PAT cannot name Alice's resource (S-21, PE-20).
+    let r = s
+        .permission(
+            &bob_pat,
+            json!({"resource_id": w.rid, "resource_scopes": ["view"]}),
+        )
+        .await;
+    let (st, e) = status_json(r).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_resource_id"))
+    );
+}

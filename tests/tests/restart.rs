@@ -112,13 +112,18 @@ async fn key_rotation_keeps_old_tokens_valid_and_old_keys_published() {
 #[tokio::test]
 async fn retired_keys_are_dropped_once_their_tokens_expired() {
     let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::start_in(dir.path(), "", |c| c.access_token_lifetime_secs = 1).await;
+    // Keys stay published as long as any token they signed can live: access tokens and RPTs.
+    let short = |c: &mut uma_host::Config| {
+        c.access_token_lifetime_secs = 1;
+        c.rpt_lifetime_secs = 1;
+    };
+    let s = TestServer::start_in(dir.path(), "", short).await;
     let old = s.client_token(RS1, None).await;
     let r = s.admin(Method::POST, "/keys/rotate", None).await;
     assert_eq!(r.status(), 200);
     s.stop().await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let s = TestServer::start_in(dir.path(), "", |c| c.access_token_lifetime_secs = 1).await;
+    let s = TestServer::start_in(dir.path(), "", short).await;
     let (_, jwks) = status_json(s.http.get(s.url("/jwks")).send().await.unwrap()).await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()

@@ -14,6 +14,7 @@ use crate::oauth::authorize::{self, CSRF_COOKIE, Outcome};
 use crate::oauth::client_auth::{self, AuthMethod, ClientRequest};
 use crate::oauth::{revoke as revocation, token as token_endpoint};
 use crate::uma::discovery::{self, paths};
+use crate::uma::interaction;
 use crate::uma::introspect::{self as introspection, Caller};
 use crate::uma::pat::{self, Pat};
 use crate::uma::permission as permissions;
@@ -59,6 +60,12 @@ pub async fn revoke(State(s): State<AppState>, req: ClientRequest) -> Result<Res
 }
 
 fn outcome_response(s: &AppState, o: Outcome) -> Response {
+    page_response(s, o, CSRF_COOKIE, paths::AUTHORIZE)
+}
+
+/// An HTML page, redirect or error page of the browser-facing endpoints, with the anti-CSRF
+/// cookie `cookie_name` scoped to `path`, and headers that forbid framing and caching.
+fn page_response(s: &AppState, o: Outcome, cookie_name: &str, path: &str) -> Response {
     let mut r = match o {
         Outcome::LoginPage { html, csrf } => {
             let mut r = Html(html).into_response();
@@ -68,9 +75,8 @@ fn outcome_response(s: &AppState, o: Outcome) -> Response {
                 ""
             };
             let cookie = format!(
-                "{CSRF_COOKIE}={csrf}; Path={}{}; HttpOnly; SameSite=Strict{secure}",
+                "{cookie_name}={csrf}; Path={}{path}; HttpOnly; SameSite=Strict{secure}",
                 s.config.base_path(),
-                paths::AUTHORIZE
             );
             if let Ok(v) = HeaderValue::from_str(&cookie) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
@@ -125,6 +131,29 @@ pub async fn authorize_submit(State(s): State<AppState>, req: Request) -> Result
     let form = FormParams::from_body(&parts.headers, body, s.config.max_body_bytes).await?;
     let o = authorize::finish(&s, &form, cookie(&parts.headers, CSRF_COOKIE)).await?;
     Ok(outcome_response(&s, o))
+}
+
+// --- UMA claims interaction ---
+
+fn claims_response(s: &AppState, p: interaction::Page) -> Response {
+    let o = match p {
+        interaction::Page::Html { html, csrf } => Outcome::LoginPage { html, csrf },
+        interaction::Page::Other(o) => o,
+    };
+    page_response(s, o, interaction::CSRF_COOKIE, paths::CLAIMS_INTERACTION)
+}
+
+pub async fn claims_page(State(s): State<AppState>, RawQuery(q): RawQuery) -> Result<Response> {
+    let p = interaction::begin(&s, q.as_deref().unwrap_or("")).await?;
+    Ok(claims_response(&s, p))
+}
+
+pub async fn claims_submit(State(s): State<AppState>, req: Request) -> Result<Response> {
+    let (parts, body) = req.into_parts();
+    let form = FormParams::from_body(&parts.headers, body, s.config.max_body_bytes).await?;
+    let p =
+        interaction::submit(&s, &form, cookie(&parts.headers, interaction::CSRF_COOKIE)).await?;
+    Ok(claims_response(&s, p))
 }
 
 // --- UMA Protection API ---

@@ -97,6 +97,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(h::delete_resource),
         )
         .route(paths::PERMISSION, post(h::permission))
+        .route(
+            paths::CLAIMS_INTERACTION,
+            get(h::claims_page).post(h::claims_submit),
+        )
         .route(paths::REGISTER, post(h::register))
         .nest("/admin", admin::router())
         .nest("/owner", owner::router())

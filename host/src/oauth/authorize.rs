@@ -35,7 +35,7 @@ pub enum Outcome {
     ErrorPage { status: u16, message: String },
 }
 
-fn error_page(status: u16, message: impl Into<String>) -> Outcome {
+pub(crate) fn error_page(status: u16, message: impl Into<String>) -> Outcome {
     Outcome::ErrorPage {
         status,
         message: message.into(),
@@ -51,7 +51,7 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
 }
 
 /// `uri` with `params` appended to its query, keeping any query it already has.
-fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Outcome {
+pub(crate) fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Outcome {
     match url::Url::parse(uri) {
         Ok(mut u) => {
             {
@@ -66,7 +66,12 @@ fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Outcome {
     }
 }
 
-fn redirect_error(uri: &str, state: Option<&str>, code: &str, description: &str) -> Outcome {
+pub(crate) fn redirect_error(
+    uri: &str,
+    state: Option<&str>,
+    code: &str,
+    description: &str,
+) -> Outcome {
     let mut p = vec![("error", code), ("error_description", description)];
     if let Some(s) = state {
         p.push(("state", s));

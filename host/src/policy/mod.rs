@@ -358,6 +358,30 @@ pub async fn delete_policy(state: &AppState, owner: &Owner, id: &str) -> Result<
     }
 }
 
+/// Run the module's own `validate-config` on `config`; its message reaches the owner as is.
+async fn check_config(
+    state: &AppState,
+    module: Arc<Module>,
+    name: &ModuleRef,
+    config: &serde_json::Value,
+) -> Result<()> {
+    let config = config.to_string();
+    let runtime = state.runtime.clone();
+    let verdict =
+        tokio::task::spawn_blocking(move || runtime.validate_config(&module, &config, now_ms()))
+            .await
+            .map_err(Error::internal)?;
+    match verdict {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(Error::invalid_request(format!(
+            "configuration rejected by module {name}: {message}"
+        ))),
+        Err(failure) => Err(Error::invalid_request(format!(
+            "module {name} failed while validating the configuration: {failure}"
+        ))),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bindings
 
@@ -396,6 +420,16 @@ pub async fn bind(
             }
         }
     }
+    if let Some(c) = &policy.claims {
+        let module = load_module(state, &scope.owner, &c.module).await?;
+        if module.world != World::Claims {
+            return Err(Error::invalid_request(format!(
+                "module {} is a policy, not a claims plugin",
+                c.module
+            )));
+        }
+        check_config(state, module, &c.module, &c.config).await?;
+    }
     state
         .store
         .put_resource_policy(scope, resource_id, &policy)
@@ -421,6 +455,89 @@ pub async fn bindings(
         .get_resource_policy(scope, resource_id)
         .await?
         .unwrap_or_default())
+}
+
+/// The claims plugins bound to these resources, in order, without repeats.
+pub async fn claims_plugins(
+    state: &AppState,
+    scope: &ResourceScope,
+    resource_ids: &[String],
+) -> Result<Vec<ClaimsBinding>> {
+    let mut out: Vec<ClaimsBinding> = Vec::new();
+    for id in resource_ids {
+        if let Some(rp) = state.store.get_resource_policy(scope, id).await?
+            && let Some(c) = rp.claims
+            && !out.contains(&c)
+        {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Verify a claim token of a format the host does not handle itself with the claims plugins
+/// the owner bound to the resources (the first that lists the format). The claims are tagged
+/// as verified by that plugin.
+pub async fn verify_with_plugins(
+    state: &AppState,
+    scope: &ResourceScope,
+    resource_ids: &[String],
+    format: &str,
+    token: &str,
+    client_id: &str,
+) -> std::result::Result<Vec<Claim>, String> {
+    let plugins = claims_plugins(state, scope, resource_ids)
+        .await
+        .map_err(|e| e.to_string())?;
+    for binding in plugins {
+        let module = load_module(state, &scope.owner, &binding.module)
+            .await
+            .map_err(|e| e.to_string())?;
+        let context = ServerContext {
+            now_ms: now_ms(),
+            client_id: client_id.to_string(),
+            issuer: state.config.issuer.clone(),
+        };
+        let runtime = state.runtime.clone();
+        let calls = [
+            runtime::ClaimsCall::TokenFormats,
+            runtime::ClaimsCall::VerifyToken {
+                format: format.to_string(),
+                token: token.to_string(),
+                config: binding.config.to_string(),
+                context,
+            },
+        ];
+        let answers = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            let formats = runtime.call_claims_blocking(&module, &calls[0], now).0;
+            let handles = matches!(&formats, Ok(runtime::ClaimsAnswer::TokenFormats(f)) if f.iter().any(|f| f == calls[1].format()));
+            handles.then(|| runtime.call_claims_blocking(&module, &calls[1], now).0)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        match answers {
+            None => continue,
+            Some(Ok(runtime::ClaimsAnswer::Verified(Ok(claims)))) => {
+                let provenance = runtime::Provenance::VerifiedToken {
+                    issuer: format!("plugin:{}", binding.module),
+                    format: format.to_string(),
+                };
+                return Ok(claims
+                    .into_iter()
+                    .map(|c| Claim {
+                        name: c.name,
+                        value: c.value,
+                        provenance: provenance.clone(),
+                    })
+                    .collect());
+            }
+            Some(Ok(runtime::ClaimsAnswer::Verified(Err(reason)))) => return Err(reason),
+            Some(Ok(_)) => return Err("the claims plugin answered out of turn".into()),
+            Some(Err(failure)) => return Err(format!("the claims plugin failed: {failure}")),
+        }
+    }
+    Err(format!("unsupported claim_token_format {format}"))
 }
 
 // ---------------------------------------------------------------------------------------------

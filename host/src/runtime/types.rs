@@ -258,6 +258,16 @@ pub enum ClaimsCall {
     },
 }
 
+impl ClaimsCall {
+    /// The token format of a `VerifyToken` call ("" otherwise).
+    pub fn format(&self) -> &str {
+        match self {
+            ClaimsCall::VerifyToken { format, .. } => format,
+            _ => "",
+        }
+    }
+}
+
 /// What a claims plugin answered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ClaimsAnswer {

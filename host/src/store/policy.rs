@@ -79,11 +79,29 @@ pub struct Binding {
 }
 
 /// The policies of one resource and how they combine.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ResourcePolicy {
     #[serde(default)]
     pub strategy: Strategy,
     pub bindings: Vec<Binding>,
+    /// The claims plugin that gathers claims from requesting parties at the claims interaction
+    /// endpoint, after they log in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<ClaimsBinding>,
+}
+
+/// A claims plugin and the owner's configuration for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsBinding {
+    pub module: ModuleRef,
+    #[serde(default = "empty_config")]
+    pub config: serde_json::Value,
+}
+
+fn empty_config() -> serde_json::Value {
+    serde_json::json!({})
 }
 
 /// One policy's part in a decision, as the owner reads it.

@@ -244,7 +244,18 @@ pub async fn redeem(state: &AppState, req: &ClientRequest) -> Result<TokenRespon
         }));
     }
     if let (Some(token), Some(format)) = (claim_token, claim_format) {
-        match claim_token::verify(state, format, token, &client.client_id).await {
+        let verified = if claim_token::FORMATS.contains(&format) {
+            claim_token::verify(state, format, token, &client.client_id).await
+        } else {
+            // Formats the host does not know go to the owner's claims plugins.
+            let ids: Vec<String> = ticket
+                .permissions
+                .iter()
+                .map(|p| p.resource_id.clone())
+                .collect();
+            policy::verify_with_plugins(state, &scope, &ids, format, token, &client.client_id).await
+        };
+        match verified {
             Ok(verified) => gathered.extend(verified),
             Err(reason) => {
                 // A bad claim token asks for a good one (Grant §3.3.6, G-E3d).

@@ -5,6 +5,7 @@
 pub mod claim_token;
 pub mod discovery;
 pub mod grant;
+pub mod interaction;
 pub mod introspect;
 pub mod pat;
 pub mod permission;

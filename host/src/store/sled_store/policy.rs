@@ -323,7 +323,7 @@ impl PolicyStore for SledStore {
                     }
                     add_u64(bound, &pkey, 1)?;
                 }
-                if policy.bindings.is_empty() {
+                if policy.bindings.is_empty() && policy.claims.is_none() {
                     bindings.remove(key.as_slice())?;
                 } else {
                     bindings.insert(key.as_slice(), txn_enc(policy)?)?;

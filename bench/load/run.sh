@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The load harness: drives real flows over loopback HTTP against a release build of uma-host with
+# wrk, measures the peer (oidc-provider) in the same run, and prints one table with ratios.
+#
+#   bench/load/run.sh                 # 15 s per scenario
+#   DURATION=5 bench/load/run.sh      # shorter
+#   bench/load/run.sh --smoke         # 3 s each, fails on any error (CI)
+#
+# Needs wrk (Debian `wrk`), node and npm (the peer is installed from npm into a scratch folder),
+# curl and jq. Everything listens on 127.0.0.1 only.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+DURATION=${DURATION:-15}
+CONNECTIONS=${CONNECTIONS:-16}
+SMOKE=0
+if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; DURATION=3; fi
+PORT=${PORT:-18080}
+PEER_PORT=${PEER_PORT:-13000}
+work=$(mktemp -d)
+results="$work/results.jsonl"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+export BENCH_DIR="$here"
+
+for tool in wrk curl jq node npm; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk curl jq nodejs npm)" >&2; exit 1; }
+done
+
+( cd "$root" && cargo build --release -q -p uma-host )
+AS="http://127.0.0.1:$PORT"
+cat > "$work/uma-host.toml" <<TOML
+issuer = "$AS"
+listen = "127.0.0.1:$PORT"
+data_dir = "$work/data"
+ticket_lifetime_secs = 3600
+[[clients]]
+client_id = "bench-rs"
+client_secret = "bench-rs-secret-0123456789"
+[[clients]]
+client_id = "bench-app"
+client_secret = "bench-app-secret-0123456789"
+TOML
+RUST_LOG=warn "$root/target/release/uma-host" serve --config "$work/uma-host.toml" > "$work/server.log" 2>&1 &
+server=$!; pids+=("$server")
+for _ in $(seq 100); do curl -sf "$AS/healthz" >/dev/null && break; sleep 0.1; done
+
+rss() { ps -o rss= -p "$1" | awk '{printf "%.0f", $1/1024}'; }
+measure() { # name script [env...]: runs wrk, appends its JSON line plus the server's RSS
+  local name=$1 script=$2; shift 2
+  env "$@" SCENARIO="$name" WRK_THREADS=1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$here/$script" "${URL:-$AS}${PATH_:-}" \
+    | grep '^{' | jq -c --arg rss "$(rss "${TARGET_PID:-$server}")" '. + {rss_mb: ($rss|tonumber)}' >> "$results"
+}
+
+# Setup: a PAT, a resource, the built-in allow-list policy bound to it (one Wasm policy).
+PAT=$(curl -sf -u bench-rs:bench-rs-secret-0123456789 -d grant_type=client_credentials -d scope=uma_protection "$AS/token" | jq -r .access_token)
+RID=$(curl -sf -H "Authorization: Bearer $PAT" -H 'Content-Type: application/json' \
+  -d '{"name":"bench","resource_scopes":["view","edit"]}' "$AS/resource_set" | jq -r ._id)
+POLICY=$(curl -sf -H "Authorization: Bearer $PAT" -H 'Content-Type: application/json' \
+  -d '{"name":"bench-app","module":{"library":"builtin","name":"allow-list"},"config":{"client_ids":["bench-app"]}}' \
+  "$AS/owner/policies" | jq -r .id)
+curl -sf -X PUT -H "Authorization: Bearer $PAT" -H 'Content-Type: application/json' \
+  -d "{\"bindings\":[{\"policy\":\"$POLICY\"}]}" "$AS/owner/resources/bench-rs/$RID/policy" >/dev/null
+TICKET=$(curl -sf -H "Authorization: Bearer $PAT" -H 'Content-Type: application/json' \
+  -d "{\"resource_id\":\"$RID\",\"resource_scopes\":[\"view\"]}" "$AS/permission" | jq -r .ticket)
+RPT=$(curl -sf -u bench-app:bench-app-secret-0123456789 -d grant_type=urn:ietf:params:oauth:grant-type:uma-ticket \
+  -d "ticket=$TICKET" "$AS/token" | jq -r .access_token)
+
+measure discovery get.lua PATH_=/.well-known/uma2-configuration
+measure pat token_cc.lua CLIENT_ID=bench-rs CLIENT_SECRET=bench-rs-secret-0123456789 SCOPE=uma_protection
+measure introspection introspect.lua PAT="$PAT" RPT="$RPT"
+# Tickets for (b): collected for longer than (b) runs, so it does not run out.
+DURATION_SAVE=$DURATION; DURATION=$((DURATION + DURATION / 2 + 1))
+measure collect-tickets collect_tickets.lua PAT="$PAT" RESOURCE_ID="$RID" TICKETS_FILE="$work/tickets"
+DURATION=$DURATION_SAVE
+measure uma-grant uma_grant.lua CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789 TICKETS_FILE="$work/tickets"
+measure full-flow flow.lua PAT="$PAT" RESOURCE_ID="$RID" CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789
+
+# The peer, minutes apart on the same machine.
+peer_dir="${PEER_DIR:-$root/target/bench-peer}"
+mkdir -p "$peer_dir"
+cp "$here/peer/package.json" "$here/peer/server.mjs" "$peer_dir/"
+( cd "$peer_dir" && npm install --silent --no-audit --no-fund >/dev/null )
+PEER_PORT=$PEER_PORT node "$peer_dir/server.mjs" > "$work/peer.log" 2>&1 &
+peer=$!; pids+=("$peer")
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PEER_PORT/.well-known/openid-configuration" >/dev/null && break; sleep 0.1; done
+curl -sf -u bench-rs:bench-rs-secret-0123456789 -d grant_type=client_credentials -d scope=api \
+  "http://127.0.0.1:$PEER_PORT/token" | jq -e '.access_token' >/dev/null
+URL="http://127.0.0.1:$PEER_PORT" TARGET_PID=$peer measure peer-client-credentials token_cc.lua CLIENT_ID=bench-rs CLIENT_SECRET=bench-rs-secret-0123456789 SCOPE=api
+URL="http://127.0.0.1:$PEER_PORT" TARGET_PID=$peer PATH_=/.well-known/openid-configuration measure peer-discovery get.lua
+
+peer_cc=$(jq -s 'map(select(.scenario=="peer-client-credentials"))[0].ops_per_s' "$results")
+echo
+printf '%-24s %10s %10s %9s %9s %9s %7s %7s %8s\n' scenario req/s ops/s p50_ms p99_ms p999_ms errors rss_mb x_peer_cc
+jq -r --argjson peer "$peer_cc" '[.scenario, .rps, .ops_per_s, .p50_ms, .p99_ms, .p999_ms, .errors, .rss_mb, (.ops_per_s / $peer)] | @tsv' "$results" \
+  | awk -F'\t' '{printf "%-24s %10.0f %10.0f %9.2f %9.2f %9.2f %7d %7d %8.2f\n", $1,$2,$3,$4,$5,$6,$7,$8,$9}'
+if [[ $SMOKE == 1 ]]; then
+  bad=$(jq -s 'map(.errors) | add' "$results")
+  [[ "$bad" == 0 ]] || { echo "smoke run: $bad errors" >&2; exit 1; }
+fi

@@ -1,0 +1,30 @@
+-- (b) The UMA grant with pre-issued tickets (one Wasm policy bound to the resource).
+-- Env: CLIENT_ID, CLIENT_SECRET, TICKETS_FILE.
+package.path = package.path .. ';' .. (os.getenv('BENCH_DIR') or '.') .. '/?.lua'
+local c = require('common')
+local threads, counter = {}, 1
+function setup(thread)
+  thread:set('id', counter)
+  table.insert(threads, thread)
+  counter = counter + 1
+end
+local tickets, next_ticket = {}, 1
+function init(args)
+  local i = 0
+  for line in io.lines(os.getenv('TICKETS_FILE')) do
+    if i % (tonumber(os.getenv('WRK_THREADS') or '1')) == (id or 1) - 1 then
+      tickets[#tickets + 1] = line
+    end
+    i = i + 1
+  end
+end
+local auth = c.basic(os.getenv('CLIENT_ID'), os.getenv('CLIENT_SECRET'))
+function request()
+  local t = tickets[next_ticket] or 'exhausted'
+  next_ticket = next_ticket + 1
+  return wrk.format('POST', '/token', {
+    ['Content-Type'] = 'application/x-www-form-urlencoded',
+    ['Authorization'] = auth,
+  }, 'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Auma-ticket&ticket=' .. t)
+end
+done = c.done('uma-grant')
