@@ -711,7 +711,55 @@ fn owner_cli_approves_denies_and_revokes_grants() {
         refreshed["expires_at"].as_u64().unwrap() > 1,
         "the expired login was refreshed with the client's secret"
     );
-    owner_ok(&creds, &["bind", RS.0, &rid, "--policy", pid]);
+    // A claims plugin with a configuration it refuses: its own message, nothing bound.
+    let out = owner(
+        &creds,
+        &[
+            "bind",
+            RS.0,
+            &rid,
+            "--policy",
+            pid,
+            "--claims-builtin",
+            "terms-purpose",
+            "--claims-config",
+            r#"{"purposes": ["treatment"]}"#,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let e: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("builtin:terms-purpose"),
+        "{e}"
+    );
+    let out = owner(
+        &creds,
+        &["bind", RS.0, &rid, "--policy", pid, "--claims-config", "{}"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let bound = owner_ok(
+        &creds,
+        &[
+            "bind",
+            RS.0,
+            &rid,
+            "--policy",
+            pid,
+            "--claims-builtin",
+            "terms-purpose",
+            "--claims-config",
+            r#"{"terms": "For treatment only.", "purposes": ["treatment"]}"#,
+        ],
+    );
+    assert_eq!(
+        bound["claims"],
+        json!({"module": {"library": "builtin", "name": "terms-purpose"},
+               "config": {"terms": "For treatment only.", "purposes": ["treatment"]}})
+    );
+    assert_eq!(owner_ok(&creds, &["bindings", RS.0, &rid]), bound);
     let ticket = || -> String {
         let r = http
             .post(format!("{issuer}/permission"))

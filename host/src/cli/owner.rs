@@ -69,7 +69,7 @@ pub enum OwnerCommand {
     /// Policies: a module version plus its configuration.
     #[command(subcommand)]
     Policies(PoliciesCommand),
-    /// Bind policies to a resource (replaces its current bindings).
+    /// Bind policies (and optionally a claims plugin) to a resource; replaces what was bound.
     Bind {
         /// The resource server the resource is registered at (its client id).
         rs: String,
@@ -81,6 +81,19 @@ pub enum OwnerCommand {
         /// How the policies combine [server default: unanimous].
         #[arg(long, value_enum)]
         strategy: Option<Strategy>,
+        /// A built-in claims plugin that gathers claims from requesting parties at the claims
+        /// interaction endpoint (e.g. terms-purpose).
+        #[arg(long, conflicts_with = "claims_module")]
+        claims_builtin: Option<String>,
+        /// One of your claims plugins, with --claims-version.
+        #[arg(long, requires = "claims_version")]
+        claims_module: Option<String>,
+        /// The version of --claims-module.
+        #[arg(long, requires = "claims_module")]
+        claims_version: Option<u32>,
+        /// The claims plugin's configuration, as JSON or @FILE [default: {}].
+        #[arg(long)]
+        claims_config: Option<String>,
     },
     /// Remove every policy from a resource (it then grants nothing to anyone but you).
     Unbind { rs: String, resource_id: String },
@@ -1041,7 +1054,13 @@ fn prepared_body(command: &OwnerCommand) -> CliResult<Option<Value>> {
             Some(Value::Object(body))
         }
         OwnerCommand::Bind {
-            policies, strategy, ..
+            policies,
+            strategy,
+            claims_builtin,
+            claims_module,
+            claims_version,
+            claims_config,
+            ..
         } => {
             let bindings = policies
                 .iter()
@@ -1050,6 +1069,34 @@ fn prepared_body(command: &OwnerCommand) -> CliResult<Option<Value>> {
             let mut body = json!({ "bindings": bindings });
             if let Some(s) = strategy {
                 body["strategy"] = json!(s.as_str());
+            }
+            let claims_module = match (claims_builtin, claims_module, claims_version) {
+                (Some(b), None, None) => Some(json!({ "library": "builtin", "name": b })),
+                (None, Some(m), Some(v)) => {
+                    Some(json!({ "library": "owned", "name": m, "version": v }))
+                }
+                (None, None, None) => None,
+                _ => {
+                    return Err(CliError::Input(
+                        "give --claims-builtin NAME, or --claims-module NAME --claims-version V"
+                            .into(),
+                    ));
+                }
+            };
+            match (claims_module, claims_config) {
+                (Some(module), config) => {
+                    let config = match config {
+                        Some(c) => json_arg("--claims-config", c)?,
+                        None => json!({}),
+                    };
+                    body["claims"] = json!({ "module": module, "config": config });
+                }
+                (None, Some(_)) => {
+                    return Err(CliError::Input(
+                        "--claims-config needs --claims-builtin or --claims-module".into(),
+                    ));
+                }
+                (None, None) => {}
             }
             Some(body)
         }
