@@ -1,5 +1,9 @@
 //! The `uma-host` command line: `serve` runs the server; `admin …` talks to a running server's
-//! admin API with the admin credential and prints JSON.
+//! admin API with the admin credential and prints JSON; `owner …` is a resource owner's client
+//! of the owner policy API ([`owner`]).
+
+pub mod api;
+pub mod owner;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::config::{Config, Overrides};
+use api::{Api, CliError};
 
 #[derive(Debug, Parser)]
 #[command(name = "uma-host", version, about = "UMA 2.0 authorization server")]
@@ -37,6 +42,9 @@ pub enum Command {
     },
     /// Manage a running server through its admin API.
     Admin(AdminArgs),
+    /// Act as a resource owner: log in, upload policy modules, create and bind policies,
+    /// dry-run, read the decision audit, answer approval requests.
+    Owner(owner::OwnerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -159,13 +167,20 @@ pub fn main() -> ExitCode {
             },
         ),
         Command::Admin(a) => admin(a),
+        Command::Owner(o) => owner::run(o).map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("uma-host: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<CliError>() {
+            Some(cli) => {
+                cli.report();
+                cli.exit_code()
+            }
+            None => {
+                eprintln!("uma-host: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -225,31 +240,9 @@ fn admin(a: AdminArgs) -> anyhow::Result<()> {
             (u.unwrap_or(config.issuer), token)
         }
     };
-    let base = format!("{}/admin", url.trim_end_matches('/'));
-    let http = reqwest::blocking::Client::new();
+    let api = Api::new(format!("{}/admin", url.trim_end_matches('/')), token)?;
     let call = |method: reqwest::Method, path: &str, body: Option<Value>| -> anyhow::Result<()> {
-        let mut req = http
-            .request(method, format!("{base}{path}"))
-            .bearer_auth(&token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send()?;
-        let status = resp.status();
-        let text = resp.text()?;
-        let shown = if text.is_empty() {
-            json!({ "status": status.as_u16() })
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        let pretty = serde_json::to_string_pretty(&shown)?;
-        if status.is_success() {
-            println!("{pretty}");
-            Ok(())
-        } else {
-            eprintln!("{pretty}");
-            anyhow::bail!("the server answered {status}")
-        }
+        Ok(api.show(method, path, body)?)
     };
     use reqwest::Method as M;
     match a.command {
