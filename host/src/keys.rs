@@ -23,10 +23,18 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// `n` bytes from the OS CSPRNG, base64url without padding. 32 bytes (256 bits) for tickets,
 /// codes, refresh tokens and generated secrets: well above RFC 6749 §10.10's 2^-128.
+///
+/// Values never start with `-` or `_`: ids (resources, policies, approvals) are typed on
+/// command lines, where a leading `-` reads as an option. Drawing again costs under 0.05 bits.
 pub fn random_token(n: usize) -> Result<String> {
     let mut buf = vec![0u8; n];
-    aws_lc_rs::rand::fill(&mut buf).map_err(|_| Error::internal("CSPRNG failure"))?;
-    Ok(B64.encode(buf))
+    loop {
+        aws_lc_rs::rand::fill(&mut buf).map_err(|_| Error::internal("CSPRNG failure"))?;
+        let token = B64.encode(&buf);
+        if token.starts_with(|c: char| c.is_ascii_alphanumeric()) || n == 0 {
+            return Ok(token);
+        }
+    }
 }
 
 struct ActiveKey {
@@ -223,5 +231,17 @@ impl Keys {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token expired".to_string(),
                 _ => "invalid token".to_string(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_never_start_with_an_option_character() {
+        for _ in 0..2_000 {
+            let t = super::random_token(12).unwrap();
+            assert!(t.starts_with(|c: char| c.is_ascii_alphanumeric()), "{t}");
+            assert_eq!(t.len(), 16);
+        }
     }
 }
