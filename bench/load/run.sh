@@ -67,7 +67,7 @@ TICKET=$(curl -sf -H "Authorization: Bearer $PAT" -H 'Content-Type: application/
 RPT=$(curl -sf -u bench-app:bench-app-secret-0123456789 -d grant_type=urn:ietf:params:oauth:grant-type:uma-ticket \
   -d "ticket=$TICKET" "$AS/token" | jq -r .access_token)
 
-measure discovery get.lua PATH_=/.well-known/uma2-configuration
+PATH_=/.well-known/uma2-configuration measure discovery get.lua
 measure pat token_cc.lua CLIENT_ID=bench-rs CLIENT_SECRET=bench-rs-secret-0123456789 SCOPE=uma_protection
 measure introspection introspect.lua PAT="$PAT" RPT="$RPT"
 # Tickets for (b): collected for longer than (b) runs, so it does not run out.
