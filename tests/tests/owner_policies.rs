@@ -628,7 +628,38 @@ async fn restart_keeps_modules_policies_and_bindings_and_reuses_compiled_code() 
         .modified()
         .unwrap();
 
+    // A real grant attempt, so the audit has an entry to keep.
+    let (pat, _) = s.user_pat(RS1, ALICE).await;
+    let r = s
+        .permission(
+            &pat,
+            json!({"resource_id": rid, "resource_scopes": ["view"]}),
+        )
+        .await;
+    let ticket = status_json(r).await.1["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .token_basic(
+            C1.0,
+            C1.1,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:uma-ticket"),
+                ("ticket", &ticket),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (_, before) = get(&s, &alice, "/owner/audit").await;
+    assert_eq!(before["entries"].as_array().unwrap().len(), 1);
+
     let s = s.restart().await;
+    let (_, after) = get(&s, &alice, "/owner/audit").await;
+    assert_eq!(
+        after["entries"], before["entries"],
+        "the audit survives a restart"
+    );
     let (_, modules) = get(&s, &alice, "/owner/modules").await;
     assert_eq!(modules["owned"][0]["digest"], m["digest"]);
     assert_eq!(
