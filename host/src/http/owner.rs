@@ -544,13 +544,16 @@ async fn show_approval(
     who: OwnerAuth,
     Path(id): Path<String>,
 ) -> Result<Json<ApprovalRequest>> {
-    let a = s
-        .store
-        .get_approval(&who.owner, &id)
+    Ok(Json(visible_approval(&s, &who, &id).await?))
+}
+
+/// The owner's approval request `id`, if this caller may see it (else 404, as if absent).
+async fn visible_approval(s: &AppState, who: &OwnerAuth, id: &str) -> Result<ApprovalRequest> {
+    s.store
+        .get_approval(&who.owner, id)
         .await?
         .filter(|a| who.sees(&a.resource_server))
-        .ok_or(Error::NotFound)?;
-    Ok(Json(a))
+        .ok_or(Error::NotFound)
 }
 
 /// The owner's answer: `{"decision": "approve"}` (every scope asked), `{"decision": "approve",
@@ -583,12 +586,7 @@ async fn decide_approval(
     Path(id): Path<String>,
     StrictJson(d): StrictJson<Decision>,
 ) -> Result<Json<ApprovalRequest>> {
-    let request = s
-        .store
-        .get_approval(&who.owner, &id)
-        .await?
-        .filter(|a| who.sees(&a.resource_server))
-        .ok_or(Error::NotFound)?;
+    let request = visible_approval(&s, &who, &id).await?;
     let status = match d.decision.as_str() {
         "deny" => ApprovalStatus::Denied,
         "approve" => {
