@@ -74,10 +74,47 @@ struct Inner {
     /// Identifies the engine's compiled-code format, so cached artifacts of another build or
     /// configuration are never loaded.
     compat: String,
-    modules: Mutex<HashMap<String, Arc<Module>>>,
+    modules: Mutex<Loaded>,
+    /// Per-owner evaluation slots (see `RuntimeConfig::max_concurrent_evaluations_per_owner`).
+    owner_slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     compiles: AtomicUsize,
     evaluations: Arc<tokio::sync::Semaphore>,
     stop_ticker: Arc<AtomicBool>,
+}
+
+/// Loaded modules, least recently used evicted first beyond `max_loaded_modules`. An evicted
+/// module is loaded again from the compiled-artifact cache (a few ms) when next needed.
+#[derive(Default)]
+struct Loaded {
+    map: HashMap<String, (Arc<Module>, u64)>,
+    clock: u64,
+}
+
+impl Loaded {
+    fn get(&mut self, digest: &str) -> Option<Arc<Module>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.map.get_mut(digest).map(|(m, used)| {
+            *used = clock;
+            m.clone()
+        })
+    }
+
+    fn insert(&mut self, digest: String, module: Arc<Module>, cap: usize) {
+        while self.map.len() >= cap.max(1) && !self.map.contains_key(&digest) {
+            let oldest = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(d, _)| d.clone());
+            match oldest {
+                Some(d) => self.map.remove(&d),
+                None => break,
+            };
+        }
+        self.clock += 1;
+        self.map.insert(digest, (module, self.clock));
+    }
 }
 
 impl Drop for Inner {
@@ -128,7 +165,8 @@ impl Runtime {
                 linker,
                 compat,
                 config,
-                modules: Mutex::new(HashMap::new()),
+                modules: Mutex::new(Loaded::default()),
+                owner_slots: Mutex::new(HashMap::new()),
                 compiles: AtomicUsize::new(0),
                 stop_ticker,
             }),
@@ -141,7 +179,12 @@ impl Runtime {
 
     /// The module with this digest, if it was ingested before in this process.
     pub fn loaded(&self, digest: &str) -> Option<Arc<Module>> {
-        self.inner.modules.lock().unwrap().get(digest).cloned()
+        self.inner.modules.lock().unwrap().get(digest)
+    }
+
+    /// How many modules are loaded in memory now.
+    pub fn loaded_count(&self) -> usize {
+        self.inner.modules.lock().unwrap().map.len()
     }
 
     /// The one ingest path (security-lessons S1): validate, check the surface, compile (or load
@@ -151,7 +194,7 @@ impl Runtime {
         let surface = ingest::inspect(bytes, inner.config.max_module_bytes)?;
         let digest = digest(bytes);
         if let Some(m) = inner.modules.lock().unwrap().get(&digest) {
-            return Ok(m.clone());
+            return Ok(m);
         }
 
         let started = Instant::now();
@@ -204,7 +247,11 @@ impl Runtime {
             load_time,
             pre,
         });
-        inner.modules.lock().unwrap().insert(digest, module.clone());
+        inner.modules.lock().unwrap().insert(
+            digest,
+            module.clone(),
+            inner.config.max_loaded_modules,
+        );
         Ok(module)
     }
 
@@ -313,12 +360,17 @@ impl Runtime {
         }
     }
 
-    /// Evaluate a policy on the bounded evaluation pool, off the async reactor.
+    /// Evaluate a policy on the bounded evaluation pool, off the async reactor. An owner first
+    /// takes one of their own slots, then one of the pool's: an owner whose policies burn their
+    /// whole budget queues behind their own evaluations and holds at most their share of the
+    /// pool, so other owners' evaluations still find free slots and CPU.
     pub async fn evaluate_policy(&self, module: Arc<Module>, input: PolicyInput) -> PolicyOutcome {
+        let owner_slots = self.owner_slots(&input.permission.owner);
+        let owner_permit = owner_slots.acquire_owned().await;
         let permit = self.inner.evaluations.clone().acquire_owned().await;
         let runtime = self.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _permits = (owner_permit, permit);
             runtime.evaluate_policy_blocking(&module, &input)
         })
         .await;
@@ -330,6 +382,25 @@ impl Runtime {
                 Usage::default(),
             )
         })
+    }
+
+    fn owner_slots(&self, owner: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut slots = self.inner.owner_slots.lock().unwrap();
+        if slots.len() > 4096 {
+            // Forget owners with nothing running, so the map stays small.
+            slots.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        slots
+            .entry(owner.to_owned())
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Semaphore::new(
+                    self.inner
+                        .config
+                        .max_concurrent_evaluations_per_owner
+                        .max(1),
+                ))
+            })
+            .clone()
     }
 
     /// Run a module's `validate-config` export. `Ok(Err(msg))` is the module's own rejection,
