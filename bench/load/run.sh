@@ -4,7 +4,7 @@
 #
 #   bench/load/run.sh                 # 15 s per scenario
 #   DURATION=5 bench/load/run.sh      # shorter
-#   bench/load/run.sh --smoke         # 3 s each, fails on any error (CI)
+#   bench/load/run.sh --smoke         # 3 s each on the debug build, fails on any error (CI)
 #
 # Needs wrk (Debian `wrk`), node and npm (the peer is installed from npm into a scratch folder),
 # curl and jq. Everything listens on 127.0.0.1 only.
@@ -14,7 +14,10 @@ root=$(cd "$here/../.." && pwd)
 DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-16}
 SMOKE=0
-if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; DURATION=3; fi
+PROFILE=${PROFILE:-release}
+# The smoke run checks that every scenario runs without errors, not speed: it uses the debug
+# build the tests already made instead of a release build that would take minutes in CI.
+if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; DURATION=3; PROFILE=${SMOKE_PROFILE:-debug}; fi
 PORT=${PORT:-18080}
 PEER_PORT=${PEER_PORT:-13000}
 work=$(mktemp -d)
@@ -28,7 +31,12 @@ for tool in wrk curl jq node npm; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk curl jq nodejs npm)" >&2; exit 1; }
 done
 
-( cd "$root" && cargo build --release -q -p uma-host )
+if [[ $PROFILE == release ]]; then
+  ( cd "$root" && cargo build --release -q -p uma-host )
+else
+  ( cd "$root" && cargo build -q -p uma-host )
+fi
+bin="${CARGO_TARGET_DIR:-$root/target}/$PROFILE/uma-host"
 AS="http://127.0.0.1:$PORT"
 cat > "$work/uma-host.toml" <<TOML
 issuer = "$AS"
@@ -42,9 +50,12 @@ client_secret = "bench-rs-secret-0123456789"
 client_id = "bench-app"
 client_secret = "bench-app-secret-0123456789"
 TOML
-RUST_LOG=warn "$root/target/release/uma-host" serve --config "$work/uma-host.toml" > "$work/server.log" 2>&1 &
+RUST_LOG=warn "$bin" serve --config "$work/uma-host.toml" > "$work/server.log" 2>&1 &
 server=$!; pids+=("$server")
 for _ in $(seq 100); do curl -sf "$AS/healthz" >/dev/null && break; sleep 0.1; done
+# Another server left on the port would answer the health check: make sure it is ours.
+kill -0 "$server" 2>/dev/null || { echo "uma-host did not start (port $PORT taken?):" >&2; cat "$work/server.log" >&2; exit 1; }
+trap 'echo "load harness failed at line $LINENO; server log:" >&2; tail -20 "$work/server.log" >&2' ERR
 
 rss() { ps -o rss= -p "$1" | awk '{printf "%.0f", $1/1024}'; }
 measure() { # name script [env...]: runs wrk, appends its JSON line plus the server's RSS
