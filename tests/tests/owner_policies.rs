@@ -478,7 +478,6 @@ async fn every_adversarial_fixture_is_refused_or_fails_closed() {
 
     // Refused at upload, naming the problem.
     let refused = [
-        (fixtures::FX_SOCKET, "wasi:sockets/"),
         (fixtures::FX_BAD_IMPORT, "evil:fixture/exfiltrate"),
         (fixtures::FX_WRONG_WORLD, "wasi:cli/run"),
     ];
@@ -547,6 +546,37 @@ async fn every_adversarial_fixture_is_refused_or_fails_closed() {
         assert!(r.contains(reason), "{file}: {r}");
         assert!(out["policies"][0]["failure"].is_object());
     }
+
+    // Sockets are linked but refuse everything: the connect fails and the policy denies.
+    let (st, m) = upload(
+        &s,
+        &alice,
+        "sockets",
+        &std::fs::read(fixtures::FX_SOCKET).unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    let (st, p) = post(
+        &s,
+        &alice,
+        "/owner/policies",
+        json!({"name": "sockets", "module": {"library": "owned", "name": "sockets", "version": 1},
+               "config": {}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    put(
+        &s,
+        &alice,
+        &path,
+        json!({"bindings": [{"policy": p["id"]}]}),
+    )
+    .await;
+    let (st, out) = post(&s, &alice, &dry_path, dry("c1", &["view"], json!([]))).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(out["decision"], "deny", "{out}");
+    let r = out["policies"][0]["decision"]["reason"].as_str().unwrap();
+    assert!(r.to_lowercase().contains("denied"), "{r}");
 }
 
 #[tokio::test]
