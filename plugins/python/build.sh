@@ -18,8 +18,16 @@ esac
 
 # CPython imports all of wasi:cli/imports, sockets included, whatever the policy does; the host
 # links sockets to a context that refuses every one (host/src/runtime/ingest.rs).
+# A component is rebuilt only when its sources, the WIT or the toolchain changed: each build
+# takes seconds.
 for policy in allow-list claim-match owner-approval fx-loop; do
+  stamp=$( (echo "$version"; cat "$root"/wit/v0.1.0/*.wit "$here/$policy"/*.py) | sha256sum | cut -c1-64)
+  if [ -f "$out/$policy.wasm" ] && [ "$(cat "$out/$policy.stamp" 2>/dev/null)" = "$stamp" ]; then
+    echo "$out/$policy.wasm is up to date"
+    continue
+  fi
   componentize-py -d "$root/wit/v0.1.0" -w policy componentize -p "$here/$policy" app \
     -o "$out/$policy.wasm" >/dev/null
+  echo "$stamp" > "$out/$policy.stamp"
   echo "$out/$policy.wasm ($(wc -c < "$out/$policy.wasm") bytes)"
 done
