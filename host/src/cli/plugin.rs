@@ -33,6 +33,9 @@ pub enum PluginCommand {
         /// The configuration (JSON).
         #[arg(long, default_value = "{}")]
         config: String,
+        /// `valid` (the default) or `invalid`: exit with status 1 unless the module answers so.
+        #[arg(long, default_value = "valid")]
+        expect: String,
     },
     /// Evaluate a policy module on a hypothetical request and print the decision with what the
     /// evaluation used (fuel, memory, time, log lines).
@@ -130,15 +133,30 @@ pub fn run(args: PluginArgs) -> anyhow::Result<()> {
                 "compile_ms": m.load_time.as_millis() as u64,
             }));
         }
-        PluginCommand::Validate { file, config } => {
+        PluginCommand::Validate {
+            file,
+            config,
+            expect,
+        } => {
+            if !["valid", "invalid"].contains(&expect.as_str()) {
+                bail!("--expect is `valid` or `invalid`");
+            }
             let m = load(&rt, &file)?;
-            match rt.validate_config(&m, &config, now_ms) {
-                Ok(Ok(())) => print(&json!({"valid": true})),
+            let valid = match rt.validate_config(&m, &config, now_ms) {
+                Ok(Ok(())) => {
+                    print(&json!({"valid": true}));
+                    true
+                }
                 Ok(Err(message)) => {
                     print(&json!({"valid": false, "error": message}));
-                    bail!("the module rejects the configuration");
+                    false
                 }
                 Err(failure) => bail!("the module failed while validating: {failure}"),
+            };
+            match (valid, expect.as_str()) {
+                (false, "valid") => bail!("the module rejects the configuration"),
+                (true, "invalid") => bail!("the module accepts the configuration"),
+                _ => {}
             }
         }
         PluginCommand::Eval {
