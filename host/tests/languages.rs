@@ -88,8 +88,11 @@ fn all_built() -> bool {
     false
 }
 
+/// Modules by (language, policy), each ingested once.
+type Modules = Mutex<HashMap<(String, String), Arc<Module>>>;
+
 fn module(language: &str, policy: &str) -> Arc<Module> {
-    static MODULES: OnceLock<Mutex<HashMap<(String, String), Arc<Module>>>> = OnceLock::new();
+    static MODULES: OnceLock<Modules> = OnceLock::new();
     let modules = MODULES.get_or_init(Default::default);
     let key = (language.to_string(), policy.to_string());
     // Held while compiling: one compilation at a time, each module compiled once.

@@ -18,6 +18,11 @@ use crate::runtime::{
 
 #[derive(Debug, Args)]
 pub struct PluginArgs {
+    /// Keep compiled modules in ~/.cache/uma-host/compiled (only this user's own artifacts are
+    /// ever loaded from there), so trying a Python module again takes milliseconds instead of
+    /// seconds. `--no-cache` compiles every time.
+    #[arg(long)]
+    pub no_cache: bool,
     #[command(subcommand)]
     pub command: PluginCommand,
 }
@@ -97,10 +102,15 @@ fn default_scopes() -> Vec<String> {
     vec!["view".into()]
 }
 
-fn runtime() -> anyhow::Result<Runtime> {
+fn runtime(cache: bool) -> anyhow::Result<Runtime> {
+    let cache_dir = match std::env::var_os("HOME") {
+        Some(home) if cache => Some(PathBuf::from(home).join(".cache/uma-host/compiled")),
+        _ => None,
+    };
     // Interpreted languages compile for seconds; a local check may wait for them.
     Runtime::new(RuntimeConfig {
         compile_timeout: Duration::from_secs(300),
+        cache_dir,
         ..RuntimeConfig::default()
     })
 }
@@ -119,7 +129,7 @@ fn print(value: &serde_json::Value) {
 }
 
 pub fn run(args: PluginArgs) -> anyhow::Result<()> {
-    let rt = runtime()?;
+    let rt = runtime(!args.no_cache)?;
     let now_ms = crate::policy::now_ms();
     match args.command {
         PluginCommand::Check { file } => {
