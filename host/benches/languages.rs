@@ -46,10 +46,18 @@ fn component(language: &str, policy: &str) -> Vec<u8> {
 }
 
 fn languages(c: &mut Criterion) {
+    // UMA_BENCH_KEEP_RESIDENT (bytes) tries another `keep_resident_bytes`, the pool's reset
+    // strategy, which matters for the interpreters' larger memories.
+    let defaults = RuntimeConfig::default();
+    let keep_resident_bytes = std::env::var("UMA_BENCH_KEEP_RESIDENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(defaults.keep_resident_bytes);
     let rt = Runtime::new(RuntimeConfig {
         compile_timeout: std::time::Duration::from_secs(600),
         cache_dir: Some(artifacts().join("compiled")),
-        ..RuntimeConfig::default()
+        keep_resident_bytes,
+        ..defaults
     })
     .unwrap();
     let sub = Claim {
