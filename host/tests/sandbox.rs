@@ -475,13 +475,27 @@ fn file_system_environment_and_arguments_are_empty() {
 }
 
 #[test]
-fn socket_import_is_refused_at_ingest_and_named() {
-    let err = runtime().ingest(&fixture(fixtures::FX_SOCKET)).unwrap_err();
-    match &err {
-        IngestError::ForbiddenImport(name) => assert!(name.starts_with("wasi:sockets/"), "{name}"),
-        e => panic!("expected a forbidden import, got {e}"),
+fn socket_connect_is_refused_by_the_sandbox() {
+    // wasi:sockets is linked deny-by-construction (CPython imports it whatever a policy does):
+    // the fixture's connect to a listening port on this machine gets access denied.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let m = runtime()
+        .ingest(&fixture(fixtures::FX_SOCKET))
+        .expect("sockets are linked, refusing everything");
+    assert!(m.imports.iter().any(|i| i.starts_with("wasi:sockets/")));
+    let out = evaluate(&m, &input(json!({"port": port}), vec![]));
+    assert!(out.failure.is_none(), "{out:?}");
+    match &out.decision {
+        Decision::Deny { reason } => assert!(
+            reason.to_lowercase().contains("denied"),
+            "the connect must be refused as access denied: {reason}"
+        ),
+        d => panic!("a socket must never connect: {d:?}"),
     }
-    assert!(err.to_string().contains("wasi:sockets/"));
+    listener.set_nonblocking(true).unwrap();
+    assert!(listener.accept().is_err(), "nothing may reach the listener");
+    assert_healthy();
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub struct AppState {
     pub secrets: Arc<SecretHasher>,
     /// The Wasm plugin runtime every policy and claims plugin runs in.
     pub runtime: Runtime,
+    /// What owners' modules used, shown in their metadata.
+    pub usage: Arc<crate::policy::UsageBook>,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             keys: Arc::new(keys),
             secrets: Arc::new(secrets),
             runtime,
+            usage: Arc::default(),
         };
         crate::oauth::clients::apply_config(&state, &state.config.clients).await?;
         crate::oauth::users::apply_config(&state, &state.config.users).await?;

@@ -22,7 +22,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
 pub use ingest::{FEATURES, IngestError, Surface, WASI_ALLOWED, World, digest};
-pub use limits::RuntimeConfig;
+pub use limits::{Limits, MIN_FUEL, MIN_MEMORY_BYTES, RequestedLimits, RuntimeConfig};
 use sandbox::Sandbox;
 pub use types::*;
 
@@ -205,10 +205,15 @@ impl Runtime {
         if let Some(r) = &resources {
             if let Some(initial) = r.max_initial_memory_size {
                 let bytes = initial.saturating_mul(65_536);
-                if bytes > inner.config.max_memory_bytes as u64 {
+                // Checked against the most a module may ask for; a module that asked for less
+                // than its initial memory fails each evaluation with the memory limit named.
+                let ceiling = inner
+                    .config
+                    .max_module_memory_bytes
+                    .max(inner.config.max_memory_bytes);
+                if bytes > ceiling as u64 {
                     return Err(IngestError::Resources(format!(
-                        "its initial linear memory is {bytes} bytes, the limit is {}",
-                        inner.config.max_memory_bytes
+                        "its initial linear memory is {bytes} bytes, the limit is {ceiling}"
                     )));
                 }
             }
@@ -323,9 +328,22 @@ impl Runtime {
         Ok((component, false))
     }
 
-    /// Evaluate a policy for one permission. Blocking; see [`Runtime::evaluate_policy`] for the
-    /// async entry point. Always returns a decision: failures deny.
+    /// Evaluate a policy for one permission under the server's default limits. Blocking; see
+    /// [`Runtime::evaluate_policy`] for the async entry point. Always returns a decision:
+    /// failures deny.
     pub fn evaluate_policy_blocking(&self, module: &Module, input: &PolicyInput) -> PolicyOutcome {
+        let limits = self.inner.config.default_limits();
+        self.evaluate_policy_limited(module, input, limits)
+    }
+
+    /// Evaluate a policy for one permission under a module's own [`Limits`] (checked against
+    /// the global maxima when the module was uploaded). Blocking.
+    pub fn evaluate_policy_limited(
+        &self,
+        module: &Module,
+        input: &PolicyInput,
+        limits: Limits,
+    ) -> PolicyOutcome {
         let Pre::Policy(pre) = &module.pre else {
             return failed(
                 Failure::Instantiation {
@@ -336,7 +354,7 @@ impl Runtime {
         };
         let max_output = self.inner.config.max_output_bytes;
         let request = v0_1::request(input);
-        let (result, usage) = self.run(input.context.now_ms, |store| {
+        let (result, usage) = self.run(input.context.now_ms, limits, |store| {
             let instance = pre.instantiate(&mut *store)?;
             let decision = instance
                 .uma_policy_evaluator()
@@ -360,18 +378,30 @@ impl Runtime {
         }
     }
 
-    /// Evaluate a policy on the bounded evaluation pool, off the async reactor. An owner first
-    /// takes one of their own slots, then one of the pool's: an owner whose policies burn their
-    /// whole budget queues behind their own evaluations and holds at most their share of the
-    /// pool, so other owners' evaluations still find free slots and CPU.
+    /// Evaluate a policy on the bounded evaluation pool, off the async reactor, under the
+    /// server's default limits.
     pub async fn evaluate_policy(&self, module: Arc<Module>, input: PolicyInput) -> PolicyOutcome {
+        let limits = self.inner.config.default_limits();
+        self.evaluate_policy_with(module, input, limits).await
+    }
+
+    /// Evaluate a policy on the bounded evaluation pool under a module's own [`Limits`]. An
+    /// owner first takes one of their own slots, then one of the pool's: an owner whose policies
+    /// burn their whole budget queues behind their own evaluations and holds at most their share
+    /// of the pool, so other owners' evaluations still find free slots and CPU.
+    pub async fn evaluate_policy_with(
+        &self,
+        module: Arc<Module>,
+        input: PolicyInput,
+        limits: Limits,
+    ) -> PolicyOutcome {
         let owner_slots = self.owner_slots(&input.permission.owner);
         let owner_permit = owner_slots.acquire_owned().await;
         let permit = self.inner.evaluations.clone().acquire_owned().await;
         let runtime = self.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let _permits = (owner_permit, permit);
-            runtime.evaluate_policy_blocking(&module, &input)
+            runtime.evaluate_policy_limited(&module, &input, limits)
         })
         .await;
         outcome.unwrap_or_else(|e| {
@@ -411,8 +441,20 @@ impl Runtime {
         config: &str,
         now_ms: u64,
     ) -> Result<Result<(), String>, Failure> {
+        let limits = self.inner.config.default_limits();
+        self.validate_config_limited(module, config, now_ms, limits)
+    }
+
+    /// [`Runtime::validate_config`] under a module's own [`Limits`].
+    pub fn validate_config_limited(
+        &self,
+        module: &Module,
+        config: &str,
+        now_ms: u64,
+        limits: Limits,
+    ) -> Result<Result<(), String>, Failure> {
         let max_output = self.inner.config.max_output_bytes;
-        let (result, _usage) = self.run(now_ms, |store| {
+        let (result, _usage) = self.run(now_ms, limits, |store| {
             let answer = match &module.pre {
                 Pre::Policy(pre) => pre
                     .instantiate(&mut *store)?
@@ -452,13 +494,14 @@ impl Runtime {
             );
         };
         let max_output = self.inner.config.max_output_bytes;
+        let limits = self.inner.config.default_limits();
         let too_large = |bytes: usize| {
             (bytes > max_output).then_some(Failure::OutputTooLarge {
                 bytes,
                 limit_bytes: max_output,
             })
         };
-        self.run(now_ms, |store| {
+        self.run(now_ms, limits, |store| {
             let instance = pre.instantiate(&mut *store)?;
             let g = instance.uma_policy_gatherer();
             let answer = match call {
@@ -540,7 +583,11 @@ impl Runtime {
         };
         let mut store = Store::new(
             &self.inner.engine,
-            Sandbox::new(&self.inner.config, input.context.now_ms),
+            Sandbox::new(
+                &self.inner.config,
+                self.inner.config.max_module_memory_bytes,
+                input.context.now_ms,
+            ),
         );
         store.limiter(|s| s.limiter());
         store.set_fuel(u64::MAX).unwrap();
@@ -560,13 +607,19 @@ impl Runtime {
     fn run<R>(
         &self,
         now_ms: u64,
+        limits: Limits,
         f: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<Result<R, Failure>>,
     ) -> (Result<R, Failure>, Usage) {
         let config = &self.inner.config;
-        let mut store = Store::new(&self.inner.engine, Sandbox::new(config, now_ms));
+        // Never more than the pool's slots hold, whatever the caller passed.
+        let memory = limits
+            .memory_bytes
+            .min(config.max_module_memory_bytes.max(config.max_memory_bytes));
+        let fuel = limits.fuel.min(config.max_fuel.max(config.fuel));
+        let mut store = Store::new(&self.inner.engine, Sandbox::new(config, memory, now_ms));
         store.limiter(|s| s.limiter());
         // Fuel is set before instantiation so start functions are metered too.
-        let _ = store.set_fuel(config.fuel);
+        let _ = store.set_fuel(fuel);
         let ticks = config
             .deadline
             .as_nanos()
@@ -578,13 +631,13 @@ impl Runtime {
         let started = Instant::now();
         let result = f(&mut store);
         let elapsed = started.elapsed();
-        let fuel_used = config.fuel - store.get_fuel().unwrap_or(0);
+        let fuel_used = fuel - store.get_fuel().unwrap_or(0);
 
         let data = store.data_mut();
         data.collect_output();
         let result = match result {
             Ok(inner) => inner,
-            Err(error) => Err(classify(&error, data, config)),
+            Err(error) => Err(classify(&error, data, config, fuel)),
         };
         let data = store.into_data();
         let usage = Usage {
@@ -609,12 +662,17 @@ fn failed(failure: Failure, usage: Usage) -> PolicyOutcome {
 }
 
 /// Name what stopped a guest.
-fn classify(error: &wasmtime::Error, sandbox: &Sandbox, config: &RuntimeConfig) -> Failure {
+fn classify(
+    error: &wasmtime::Error,
+    sandbox: &Sandbox,
+    config: &RuntimeConfig,
+    fuel: u64,
+) -> Failure {
     if let Some(hit) = &sandbox.limits().hit {
         return hit.clone();
     }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => Failure::OutOfFuel { fuel: config.fuel },
+        Some(Trap::OutOfFuel) => Failure::OutOfFuel { fuel },
         Some(Trap::Interrupt) => Failure::Deadline {
             millis: config.deadline.as_millis() as u64,
         },
@@ -680,7 +738,9 @@ fn engine_config(config: &RuntimeConfig) -> wasmtime::Config {
     pool.max_memories_per_component(4);
     pool.total_tables(n * 8);
     pool.max_tables_per_component(8);
-    pool.max_memory_size(config.max_memory_bytes);
+    // Slots as large as the most memory a module may ask for; the per-store limiter enforces
+    // each module's own cap.
+    pool.max_memory_size(config.max_module_memory_bytes.max(config.max_memory_bytes));
     pool.table_elements(config.max_table_elements);
     pool.linear_memory_keep_resident(config.keep_resident_bytes);
     pool.table_keep_resident(config.keep_resident_bytes.min(64 << 10));
