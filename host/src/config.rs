@@ -117,6 +117,17 @@ pub struct Config {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of [`Config::tls_cert_file`]. Default: none.
     pub tls_key_file: Option<PathBuf>,
 
+    /// Requests per second each client may make on average; 0 turns rate limiting off.
+    /// Default: 1 000. A client is the client id of HTTP Basic credentials, else the bearer
+    /// token, else the peer address (see `http::ratelimit`). Far above what any legitimate
+    /// client of an authorization server sends, it still stops one client from taking the whole
+    /// server, and slows online guessing of client secrets. Load tests of a single client turn
+    /// it off.
+    pub rate_limit_per_sec: u32,
+
+    /// Requests a client may send at once above its rate before being limited. Default: 2 000.
+    pub rate_limit_burst: u32,
+
     /// How long a shutdown (SIGTERM, Ctrl-C) waits for in-flight requests, in seconds, before
     /// closing their connections. Default: 10. Long enough for every normal request (they take
     /// milliseconds); short enough that a stalled client cannot keep the process alive.
@@ -261,6 +272,8 @@ impl Default for Config {
             tls_cert_file: None,
             tls_key_file: None,
             shutdown_grace_secs: 10,
+            rate_limit_per_sec: 1_000,
+            rate_limit_burst: 2_000,
             clients: Vec::new(),
             users: Vec::new(),
             rpt_lifetime_secs: 600,
@@ -377,6 +390,8 @@ impl Config {
             max_body_bytes => "MAX_BODY_BYTES",
             request_timeout_secs => "REQUEST_TIMEOUT_SECS",
             shutdown_grace_secs => "SHUTDOWN_GRACE_SECS",
+            rate_limit_per_sec => "RATE_LIMIT_PER_SEC",
+            rate_limit_burst => "RATE_LIMIT_BURST",
             allow_insecure_http => "ALLOW_INSECURE_HTTP",
             open_registration => "OPEN_REGISTRATION",
         }

@@ -7,6 +7,7 @@ pub mod extract;
 mod handlers;
 pub mod openapi;
 pub mod owner;
+pub mod ratelimit;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub runtime: Runtime,
     /// What owners' modules used, shown in their metadata.
     pub usage: Arc<crate::policy::UsageBook>,
+    /// Per-client rate limiter; `None` when `rate_limit_per_sec` is 0.
+    pub limiter: Option<ratelimit::Limiter>,
 }
 
 impl AppState {
@@ -60,7 +63,9 @@ impl AppState {
             runtime_config.cache_dir = Some(config.data_dir.join("compiled"));
         }
         let runtime = Runtime::new(runtime_config)?;
+        let limiter = ratelimit::Limiter::new(config.rate_limit_per_sec, config.rate_limit_burst);
         let state = AppState {
+            limiter,
             config: Arc::new(config),
             store,
             keys: Arc::new(keys),
@@ -128,6 +133,10 @@ pub fn router(state: AppState) -> Router {
         timeout,
     ))
     .layer(axum::middleware::from_fn(error::protocol_errors))
+    .layer(axum::middleware::from_fn_with_state(
+        state.limiter.clone(),
+        ratelimit::limit,
+    ))
     .layer(
         TraceLayer::new_for_http()
             // Method and path only: a query string may carry a token a client misplaced.
@@ -193,10 +202,14 @@ pub async fn serve_state(
 ) -> anyhow::Result<()> {
     tracing::info!(issuer = %state.config.issuer, addr = %listener.local_addr()?, "serving");
     let store = state.store.clone();
+    let limiter = state.limiter.clone();
     let pruner = tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
             every.tick().await;
+            if let Some(l) = &limiter {
+                l.forget_idle();
+            }
             if let Err(e) = store.prune_expired(unix_now()).await {
                 tracing::warn!(error = %e, "pruning expired objects failed");
             }
@@ -207,7 +220,10 @@ pub async fn serve_state(
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
         _ => None,
     };
-    let svc = axum::ServiceExt::<Request>::into_make_service(app(state));
+    // Connect info: the rate limiter falls back to the peer address.
+    let svc = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(app(state));
     let result = match tls {
         Some(tls) => {
             // axum-server: handshakes run concurrently, off the accept loop.
