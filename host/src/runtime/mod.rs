@@ -148,7 +148,11 @@ impl Runtime {
     /// our own cached artifact), link. Blocking: call it off the async reactor.
     pub fn ingest(&self, bytes: &[u8]) -> Result<Arc<Module>, IngestError> {
         let inner = &self.inner;
-        let surface = ingest::inspect(bytes, inner.config.max_module_bytes)?;
+        let surface = ingest::inspect(
+            bytes,
+            inner.config.max_module_bytes,
+            inner.config.max_functions,
+        )?;
         let digest = digest(bytes);
         if let Some(m) = inner.modules.lock().unwrap().get(&digest) {
             return Ok(m.clone());
