@@ -231,6 +231,28 @@ fn hand_written(root: &Path, out: &Path) -> Vec<(String, PathBuf)> {
             "(func)\n".repeat(100_001),
         ),
         ("fx-compile-bomb", "(call $deny)".into(), bomb),
+        // Wasm features the engine does not enable (security-lessons S7): each must be refused
+        // at ingest, and the engine must refuse it too.
+        (
+            "fx-feature-threads",
+            "(call $deny)".into(),
+            "(func (param i32) (result i32) (i32.atomic.load (local.get 0)))".into(),
+        ),
+        (
+            "fx-feature-memory64",
+            "(call $deny)".into(),
+            "(memory $wide i64 1)".into(),
+        ),
+        (
+            "fx-feature-gc",
+            "(call $deny)".into(),
+            "(type $point (struct (field i32))) (func (result (ref null $point)) (ref.null $point))".into(),
+        ),
+        (
+            "fx-feature-exceptions",
+            "(call $deny)".into(),
+            "(tag $oops) (func (throw $oops))".into(),
+        ),
     ];
     fixtures
         .into_iter()
