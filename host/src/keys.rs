@@ -54,6 +54,11 @@ pub struct Keys {
     /// How long a retired key stays published (the longest token lifetime).
     publish_window: u64,
     set: RwLock<Arc<KeySet>>,
+    /// Held for a whole rotation. Two rotations interleaving would both retire the old key and
+    /// each add a fresh one (two signing keys, both callers told the same `kid`), and the slower
+    /// one would install a key set built before the other's key existed, so tokens that key
+    /// signed in between would stop verifying.
+    rotating: tokio::sync::Mutex<()>,
 }
 
 /// Public JWK of a P-256 key plus its RFC 7638 thumbprint (used as `kid`).
@@ -94,6 +99,7 @@ impl Keys {
             store,
             publish_window,
             set: RwLock::new(Arc::new(set)),
+            rotating: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -149,6 +155,7 @@ impl Keys {
 
     /// Retires the signing key and starts signing with a fresh one. Returns the new `kid`.
     pub async fn rotate(&self) -> Result<String> {
+        let _one_at_a_time = self.rotating.lock().await;
         let now = unix_now();
         for mut k in self.store.list_keys().await? {
             if k.retired_at.is_none() {
@@ -159,9 +166,9 @@ impl Keys {
         let fresh = generate()?;
         self.store.put_key(&fresh).await?;
         let set = Self::build(&self.store, self.publish_window).await?;
-        let kid = set.active.kid.clone();
+        debug_assert_eq!(set.active.kid, fresh.kid);
         *self.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
-        Ok(kid)
+        Ok(fresh.kid)
     }
 
     /// The JWKS document (`{"keys":[…]}`), every key with `kty`, `kid`, `use`, `alg`.
