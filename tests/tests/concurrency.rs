@@ -367,3 +367,33 @@ async fn concurrent_key_rotation_and_token_verification_lose_no_token() {
     let fresh = s.client_token(RS1, Some("uma_protection")).await;
     assert_eq!(jwt_parts(&fresh).0["kid"], active[0]["kid"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_uploads_wait_for_a_compile_slot_instead_of_failing() {
+    // More uploads of a not-yet-compiled module than there are compile slots (2): each waits for
+    // a slot; none is told its well-formed module is invalid.
+    let s = Arc::new(TestServer::start().await);
+    let owner = s.owner_token(ALICE).await;
+    let bytes = std::fs::read(uma_host::plugins::fixtures::FX_STATEFUL).unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (s, owner, bytes) = (s.clone(), owner.clone(), bytes.clone());
+            tokio::spawn(async move {
+                let r = s
+                    .http
+                    .post(s.url(&format!("/owner/modules/same-{i}")))
+                    .bearer_auth(&owner)
+                    .header("content-type", "application/wasm")
+                    .body(bytes)
+                    .send()
+                    .await
+                    .unwrap();
+                status_json(r).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (st, v) = t.await.unwrap();
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+}
