@@ -50,8 +50,26 @@ fn main() {
         .unwrap_or_else(|| root.join("target"))
         .join("plugins");
 
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // A build under another toolchain (the fuzz targets build the host with nightly) names the
+    // cargo for the plugins in UMA_HOST_PLUGINS_CARGO, usually the rustup proxy `cargo`, which
+    // then takes the toolchain pinned in rust-toolchain.toml, the one with wasm32-wasip2.
+    println!("cargo:rerun-if-env-changed=UMA_HOST_PLUGINS_CARGO");
+    let other_cargo = env::var("UMA_HOST_PLUGINS_CARGO").ok();
+    let cargo = other_cargo
+        .clone()
+        .unwrap_or_else(|| env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     let mut cmd = Command::new(cargo);
+    if other_cargo.is_some() {
+        for var in [
+            "RUSTUP_TOOLCHAIN",
+            "RUSTC",
+            "RUSTDOC",
+            "RUSTC_WRAPPER",
+            "CARGO",
+        ] {
+            cmd.env_remove(var);
+        }
+    }
     cmd.current_dir(&plugins)
         .args([
             "build",

@@ -5,6 +5,8 @@
 //! decisions. Every failure of a guest — a trap, a limit, a malformed answer — becomes a denial
 //! with a reason (fail closed); nothing a guest does can crash the host.
 
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(test)]
 mod hardening;
 mod ingest;
