@@ -54,9 +54,11 @@ fn start(config: &Path, data: &Path, port: u16) -> Child {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("uma-host exited during startup after a crash: {status}");
         }
+        // (Polled with `try_wait` above; killed and reaped below on timeout.)
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("uma-host did not come up");
 }
 
