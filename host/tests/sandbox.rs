@@ -656,9 +656,9 @@ fn compile_bomb_of_many_functions_is_refused_before_compiling() {
 }
 
 #[test]
-fn compile_bomb_of_huge_functions_times_out_and_frees_nothing_it_should_not() {
+fn compile_bomb_of_huge_functions_times_out_and_keeps_its_slot() {
     let rt = Runtime::new(RuntimeConfig {
-        compile_timeout: Duration::from_millis(100),
+        compile_timeout: Duration::from_millis(20),
         max_concurrent_compiles: 1,
         ..RuntimeConfig::default()
     })
@@ -667,7 +667,7 @@ fn compile_bomb_of_huge_functions_times_out_and_frees_nothing_it_should_not() {
     assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
     let started = std::time::Instant::now();
     let err = rt.ingest(&bytes).unwrap_err();
-    assert_eq!(err, IngestError::CompileTimeout(100));
+    assert_eq!(err, IngestError::CompileTimeout(20));
     assert!(started.elapsed() < Duration::from_secs(2));
     // The abandoned compilation still holds the only slot: the next upload is told to wait
     // rather than start another one.
