@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -38,11 +38,15 @@ pub fn random_token(n: usize) -> Result<String> {
 }
 
 struct ActiveKey {
-    kid: String,
-    key: EncodingKey,
+    /// The parsed key pair, kept: parsing a PKCS#8 key checks it by deriving the public point,
+    /// which cost as much as the signature itself when `jsonwebtoken::encode` did it per token.
+    pair: EcdsaKeyPair,
+    /// `base64url({"typ":"at+jwt","alg":"ES256","kid":…})`, the same for every token.
+    header: String,
 }
 
 struct KeySet {
+    kid: String,
     active: ActiveKey,
     verify: HashMap<String, DecodingKey>,
     jwks: serde_json::Value,
@@ -139,10 +143,16 @@ impl Keys {
         }
         let active = active.ok_or_else(|| Error::internal("no active signing key"))?;
         let der = B64.decode(&active.pkcs8).map_err(Error::internal)?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
+            .map_err(|e| Error::internal(format_args!("stored key: {e}")))?;
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some(ACCESS_TOKEN_TYP.into());
+        header.kid = Some(active.kid.clone());
         Ok(KeySet {
+            kid: active.kid.clone(),
             active: ActiveKey {
-                kid: active.kid.clone(),
-                key: EncodingKey::from_ec_der(&der),
+                pair,
+                header: B64.encode(serde_json::to_vec(&header)?),
             },
             verify,
             jwks: serde_json::json!({ "keys": jwks }),
@@ -166,7 +176,7 @@ impl Keys {
         let fresh = generate()?;
         self.store.put_key(&fresh).await?;
         let set = Self::build(&self.store, self.publish_window).await?;
-        debug_assert_eq!(set.active.kid, fresh.kid);
+        debug_assert_eq!(set.kid, fresh.kid);
         *self.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
         Ok(fresh.kid)
     }
@@ -176,13 +186,24 @@ impl Keys {
         self.current().jwks.clone()
     }
 
-    /// Signs `claims` as an RFC 9068 access token (`typ: at+jwt`, ES256, `kid`).
+    /// Signs `claims` as an RFC 9068 access token (`typ: at+jwt`, ES256, `kid`): a JWS in
+    /// compact serialisation (RFC 7515 §7.1) with the fixed-width `r || s` signature ES256
+    /// takes (RFC 7518 §3.4). Verified by `jsonwebtoken` like every token we accept.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String> {
         let set = self.current();
-        let mut header = Header::new(Algorithm::ES256);
-        header.typ = Some(ACCESS_TOKEN_TYP.into());
-        header.kid = Some(set.active.kid.clone());
-        jsonwebtoken::encode(&header, claims, &set.active.key).map_err(Error::internal)
+        let payload = serde_json::to_vec(claims)?;
+        let mut jws = String::with_capacity(set.active.header.len() + payload.len() * 4 / 3 + 90);
+        jws.push_str(&set.active.header);
+        jws.push('.');
+        B64.encode_string(&payload, &mut jws);
+        let signature = set
+            .active
+            .pair
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), jws.as_bytes())
+            .map_err(|_| Error::internal("signing failed"))?;
+        jws.push('.');
+        B64.encode_string(signature.as_ref(), &mut jws);
+        Ok(jws)
     }
 
     /// Verifies signature, `typ`, `iss` and `exp` of a token we issued and returns its claims.

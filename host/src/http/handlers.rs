@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::oauth::authorize::{self, CSRF_COOKIE, Outcome};
 use crate::oauth::client_auth::{self, AuthMethod, ClientRequest};
 use crate::oauth::{revoke as revocation, token as token_endpoint};
+use crate::store;
 use crate::uma::discovery::{self, paths};
 use crate::uma::interaction;
 use crate::uma::introspect::{self as introspection, Caller};
@@ -70,7 +71,8 @@ pub async fn jwks(State(s): State<AppState>) -> Response {
         openapi::ClientErrors,
     ))]
 pub async fn token(State(s): State<AppState>, req: ClientRequest) -> Result<Response> {
-    let resp = token_endpoint::token(&s, &req).await?;
+    // One flush for every write of the request (ticket, audit, RPT; code, refresh token).
+    let resp = store::one_sync(&*s.store, token_endpoint::token(&s, &req)).await?;
     Ok(json_no_store(StatusCode::OK, resp))
 }
 

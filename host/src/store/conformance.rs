@@ -242,3 +242,62 @@ pub async fn clients_users_and_single_use_grants(store: &dyn Store) {
     assert_eq!(a, store.server_secret("s").await.unwrap());
     assert_ne!(a, store.server_secret("other").await.unwrap());
 }
+
+fn audit_entry(resource_id: &str) -> policy::AuditEntry {
+    policy::AuditEntry {
+        seq: 0,
+        at: unix_now(),
+        resource_server: "rs1".into(),
+        resource_id: resource_id.into(),
+        client_id: "c1".into(),
+        requesting_party: None,
+        requested_scopes: vec!["view".into()],
+        granted_scopes: vec![],
+        outcome: "deny".into(),
+        policies: vec![],
+    }
+}
+
+/// The audit keeps exactly the newest `keep` entries per owner, also when appends race, and
+/// one owner's appends never evict another's entries.
+pub async fn audit_retention_is_exact_per_owner(store: Arc<dyn Store>) {
+    let alice = Owner::User("alice".into());
+    let bob = Owner::User("bob".into());
+    let keep = 5;
+    store
+        .append_audit(&bob, audit_entry("bob-1"), keep)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            let alice = alice.clone();
+            tokio::spawn(async move {
+                store
+                    .append_audit(&alice, audit_entry(&format!("r{i}")), keep)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort();
+    let all = policy::AuditQuery {
+        limit: Some(500),
+        ..Default::default()
+    };
+    let kept: Vec<u64> = store
+        .query_audit(&alice, &all)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(kept, seqs[seqs.len() - keep..], "the newest {keep} remain");
+    let bobs = store.query_audit(&bob, &all).await.unwrap();
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0].resource_id, "bob-1");
+}

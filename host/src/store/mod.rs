@@ -6,7 +6,9 @@
 //!   no method that looks a resource up by its id alone, so an IDOR across owners or resource
 //!   servers cannot be written (security-lessons S8-S12).
 //! - A write is durable when the method returns (sled: flushed), so a response that
-//!   acknowledges it never lies after a crash.
+//!   acknowledges it never lies after a crash — or, inside [`one_sync`], when the scope ends:
+//!   a request that writes several times (the UMA grant: ticket, audit, RPT) pays for one
+//!   flush before it answers instead of one per write.
 //! - Single-use objects (permission tickets, authorization codes, refresh tokens, login requests)
 //!   are consumed with an atomic `take_*`, so two concurrent redemptions cannot both succeed
 //!   (S19). Expired objects are never returned.
@@ -334,4 +336,40 @@ pub trait Store: PolicyStore + UmaStore + Send + Sync + 'static {
 
     /// Drops expired tickets, codes, logins, refresh tokens and revocation entries.
     async fn prune_expired(&self, now: u64) -> Result<usize>;
+
+    /// Makes every write so far durable. Writes already are on return, except inside
+    /// [`one_sync`], which calls this once at its end.
+    async fn sync(&self) -> Result<()>;
+}
+
+tokio::task_local! {
+    /// Set inside [`one_sync`]: backends note that a write needs flushing instead of flushing.
+    static DEFERRED: std::cell::Cell<bool>;
+}
+
+/// Runs `f`, whose store writes become durable together when it finishes, before its result
+/// is returned: the caller still acknowledges nothing that is not durable. Whatever `f`
+/// returns, success or a protocol error, the writes it made are synced first (an error answer
+/// can acknowledge a write too, e.g. the consumption of a ticket). Backends whose writes are
+/// durable on commit anyway (PostgreSQL) ignore the scope.
+pub async fn one_sync<T>(
+    store: &dyn Store,
+    f: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let (out, dirty) = DEFERRED
+        .scope(std::cell::Cell::new(false), async {
+            let out = f.await;
+            (out, DEFERRED.with(|d| d.get()))
+        })
+        .await;
+    if dirty {
+        store.sync().await?;
+    }
+    out
+}
+
+/// For backends: `true` (and the scope marked dirty) when the current write may skip its own
+/// flush because an enclosing [`one_sync`] will sync.
+pub(crate) fn defer_flush() -> bool {
+    DEFERRED.try_with(|d| d.set(true)).is_ok()
 }

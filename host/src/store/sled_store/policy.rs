@@ -353,30 +353,41 @@ impl PolicyStore for SledStore {
             .await
     }
 
+    /// One plain insert, no transaction: sled transactions take a store-wide lock, and the
+    /// audit append of every grant waiting on it was the largest store cost of the UMA grant.
+    /// Retention is counted in memory (recounted from the tree after a restart); the count,
+    /// the insert and the trimming of the oldest entries happen under one lock so the count
+    /// stays exact.
     async fn append_audit(&self, owner: &Owner, mut entry: AuditEntry, keep: usize) -> Result<u64> {
         let audit = self.tree("audit")?;
-        let counts = self.tree("audit_counts")?;
         let seq = self.db.generate_id()?;
         entry.seq = seq;
         let okey = owner_prefix(owner);
         let value = enc(&entry)?;
-        let key = audit_key(owner, seq);
-        let count = unwrap_txn((&audit, &counts).transaction(|(audit, counts)| {
-            audit.insert(key.as_slice(), value.as_slice())?;
-            add_u64(counts, &okey, 1)
-        }))?;
-        // Bounded retention: the owner's oldest entries go first.
-        if count as usize > keep {
-            let excess = count as usize - keep;
-            let old: Vec<_> = audit
-                .scan_prefix(&okey)
-                .keys()
-                .take(excess)
-                .collect::<Result<_, _>>()?;
-            for k in &old {
-                audit.remove(k)?;
+        {
+            let mut counts = self.audit_counts.lock().unwrap_or_else(|p| p.into_inner());
+            let count = match counts.get_mut(&okey) {
+                Some(n) => n,
+                None => {
+                    let n = audit.scan_prefix(&okey).count();
+                    counts.entry(okey.clone()).or_insert(n)
+                }
+            };
+            audit.insert(audit_key(owner, seq), value)?;
+            *count += 1;
+            // Bounded retention: the owner's oldest entries go first.
+            if *count > keep {
+                let old: Vec<_> = audit
+                    .scan_prefix(&okey)
+                    .keys()
+                    .take(*count - keep)
+                    .collect::<Result<_, _>>()?;
+                for k in &old {
+                    if audit.remove(k)?.is_some() {
+                        *count -= 1;
+                    }
+                }
             }
-            unwrap_txn(counts.transaction(|c| add_u64(c, &okey, -(old.len() as i64))))?;
         }
         self.flush().await?;
         Ok(seq)
