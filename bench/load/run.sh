@@ -4,7 +4,7 @@
 #
 #   bench/load/run.sh                 # 15 s per scenario
 #   DURATION=5 bench/load/run.sh      # shorter
-#   bench/load/run.sh --smoke         # 3 s each, fails on any error (CI)
+#   bench/load/run.sh --smoke         # 2 s each on the debug build, fails on any error (CI)
 #
 # Needs wrk (Debian `wrk`), node and npm (the peer is installed from npm into a scratch folder),
 # curl and jq. Everything listens on 127.0.0.1 only.
@@ -14,7 +14,10 @@ root=$(cd "$here/../.." && pwd)
 DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-16}
 SMOKE=0
-if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; DURATION=3; fi
+PROFILE=${PROFILE:-release}
+# The smoke run checks that every scenario runs without errors, not speed: it uses the debug
+# build the tests already made instead of a release build that would take minutes in CI.
+if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; DURATION=2; PROFILE=${SMOKE_PROFILE:-debug}; fi
 PORT=${PORT:-18080}
 PEER_PORT=${PEER_PORT:-13000}
 work=$(mktemp -d)
@@ -28,7 +31,12 @@ for tool in wrk curl jq node npm; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk curl jq nodejs npm)" >&2; exit 1; }
 done
 
-( cd "$root" && cargo build --release -q -p uma-host )
+if [[ $PROFILE == release ]]; then
+  ( cd "$root" && cargo build --release -q -p uma-host )
+else
+  ( cd "$root" && cargo build -q -p uma-host )
+fi
+bin="${CARGO_TARGET_DIR:-$root/target}/$PROFILE/uma-host"
 AS="http://127.0.0.1:$PORT"
 cat > "$work/uma-host.toml" <<TOML
 issuer = "$AS"
@@ -42,9 +50,12 @@ client_secret = "bench-rs-secret-0123456789"
 client_id = "bench-app"
 client_secret = "bench-app-secret-0123456789"
 TOML
-RUST_LOG=warn "$root/target/release/uma-host" serve --config "$work/uma-host.toml" > "$work/server.log" 2>&1 &
+RUST_LOG=warn "$bin" serve --config "$work/uma-host.toml" > "$work/server.log" 2>&1 &
 server=$!; pids+=("$server")
 for _ in $(seq 100); do curl -sf "$AS/healthz" >/dev/null && break; sleep 0.1; done
+# Another server left on the port would answer the health check: make sure it is ours.
+kill -0 "$server" 2>/dev/null || { echo "uma-host did not start (port $PORT taken?):" >&2; cat "$work/server.log" >&2; exit 1; }
+trap 'echo "load harness failed at line $LINENO; server log:" >&2; tail -20 "$work/server.log" >&2' ERR
 
 rss() { ps -o rss= -p "$1" | awk '{printf "%.0f", $1/1024}'; }
 measure() { # name script [env...]: runs wrk, appends its JSON line plus the server's RSS
@@ -70,12 +81,23 @@ RPT=$(curl -sf -u bench-app:bench-app-secret-0123456789 -d grant_type=urn:ietf:p
 PATH_=/.well-known/uma2-configuration measure discovery get.lua
 measure pat token_cc.lua CLIENT_ID=bench-rs CLIENT_SECRET=bench-rs-secret-0123456789 SCOPE=uma_protection
 measure introspection introspect.lua PAT="$PAT" RPT="$RPT"
-# Tickets for (b): collected for longer than (b) runs, so it does not run out.
-DURATION_SAVE=$DURATION; DURATION=$((DURATION + DURATION / 2 + 1))
+# Tickets for (b) and its paced run: collected for longer than both run, so they do not run out.
+DURATION_SAVE=$DURATION; DURATION=$((DURATION * 2 + 2))
 measure collect-tickets collect_tickets.lua PAT="$PAT" RESOURCE_ID="$RID" TICKETS_FILE="$work/tickets"
 DURATION=$DURATION_SAVE
 measure uma-grant uma_grant.lua CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789 TICKETS_FILE="$work/tickets"
+# (b) again at about half its peak rate (skipping the tickets the first run used, counting the
+# requests still in flight when wrk stopped), for the latency target there: each connection waits
+# so that 16 connections together send half the peak rate.
+peak=$(jq -s 'map(select(.scenario=="uma-grant"))[0] | [.rps, .p50_ms, .requests]' "$results")
+delay=$(jq -n --argjson p "$peak" '[(('"$CONNECTIONS"' * 1000 / ($p[0] / 2)) - $p[1]) | floor, 1] | max')
+measure uma-grant-half-peak uma_grant.lua CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789 \
+  TICKETS_FILE="$work/tickets" TICKETS_OFFSET="$(jq -n --argjson p "$peak" '$p[2] + 2 * '"$CONNECTIONS")" DELAY_MS="$delay"
 measure full-flow flow.lua PAT="$PAT" RESOURCE_ID="$RID" CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789
+
+# One RPT covering 500 resources, built up and then re-granted REPS times (smoke: 200, 3 times).
+source "$here/rpt500.sh"
+if [[ $SMOKE == 1 ]]; then REPS=3 RESOURCES=200 rpt500; else REPS=${REPS:-1000} rpt500; fi | jq -c --arg rss "$(rss "$server")" '. + {rss_mb: ($rss|tonumber), rps: 0, ops_per_s: 0, p999_ms: 0}' >> "$results"
 
 # The peer, minutes apart on the same machine.
 peer_dir="${PEER_DIR:-$root/target/bench-peer}"
@@ -95,6 +117,7 @@ echo
 printf '%-24s %10s %10s %9s %9s %9s %7s %7s %8s\n' scenario req/s ops/s p50_ms p99_ms p999_ms errors rss_mb x_peer_cc
 jq -r --argjson peer "$peer_cc" '[.scenario, .rps, .ops_per_s, .p50_ms, .p99_ms, .p999_ms, .errors, .rss_mb, (.ops_per_s / $peer)] | @tsv' "$results" \
   | awk -F'\t' '{printf "%-24s %10.0f %10.0f %9.2f %9.2f %9.2f %7d %7d %8.2f\n", $1,$2,$3,$4,$5,$6,$7,$8,$9}'
+jq -r 'select(.scenario|startswith("rpt-")) | "\(.scenario): \(.requests) grants, each deciding every permission again: p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms; first 10 p50 \(.first10_p50_ms) ms, last 10 p50 \(.last10_p50_ms) ms"' "$results"
 if [[ $SMOKE == 1 ]]; then
   bad=$(jq -s 'map(.errors) | add' "$results")
   [[ "$bad" == 0 ]] || { echo "smoke run: $bad errors" >&2; exit 1; }

@@ -8,11 +8,18 @@ function setup(thread)
   table.insert(threads, thread)
   counter = counter + 1
 end
+-- Env TICKETS_OFFSET skips tickets an earlier run consumed; DELAY_MS paces each connection
+-- (wrk waits that long before each request), for latency at a fixed fraction of the peak rate.
 local tickets, next_ticket = {}, 1
+local offset = tonumber(os.getenv('TICKETS_OFFSET') or '0')
+local pause = tonumber(os.getenv('DELAY_MS') or '0')
+if pause > 0 then
+  function delay() return pause end
+end
 function init(args)
   local i = 0
   for line in io.lines(os.getenv('TICKETS_FILE')) do
-    if i % (tonumber(os.getenv('WRK_THREADS') or '1')) == (id or 1) - 1 then
+    if i >= offset and i % (tonumber(os.getenv('WRK_THREADS') or '1')) == (id or 1) - 1 then
       tickets[#tickets + 1] = line
     end
     i = i + 1
@@ -27,4 +34,4 @@ function request()
     ['Authorization'] = auth,
   }, 'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Auma-ticket&ticket=' .. t)
 end
-done = c.done('uma-grant')
+done = c.done(os.getenv('SCENARIO') or 'uma-grant')

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod owner;
+pub mod plugin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +46,9 @@ pub enum Command {
     /// Act as a resource owner: log in, upload policy modules, create and bind policies,
     /// dry-run, read the decision audit, answer approval requests.
     Owner(owner::OwnerArgs),
+    /// Try a policy module locally in the server's sandbox before uploading it: ingest
+    /// checks, validate-config, and evaluations of hypothetical requests.
+    Plugin(plugin::PluginArgs),
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +172,7 @@ pub fn main() -> ExitCode {
         ),
         Command::Admin(a) => admin(a),
         Command::Owner(o) => owner::run(o).map_err(anyhow::Error::from),
+        Command::Plugin(p) => plugin::run(p),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

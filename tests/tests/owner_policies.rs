@@ -478,7 +478,6 @@ async fn every_adversarial_fixture_is_refused_or_fails_closed() {
 
     // Refused at upload, naming the problem.
     let refused = [
-        (fixtures::FX_SOCKET, "wasi:sockets/"),
         (fixtures::FX_BAD_IMPORT, "evil:fixture/exfiltrate"),
         (fixtures::FX_WRONG_WORLD, "wasi:cli/run"),
         (
@@ -562,6 +561,37 @@ async fn every_adversarial_fixture_is_refused_or_fails_closed() {
         assert!(r.contains(reason), "{file}: {r}");
         assert!(out["policies"][0]["failure"].is_object());
     }
+
+    // Sockets are linked but refuse everything: the connect fails and the policy denies.
+    let (st, m) = upload(
+        &s,
+        &alice,
+        "sockets",
+        &std::fs::read(fixtures::FX_SOCKET).unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    let (st, p) = post(
+        &s,
+        &alice,
+        "/owner/policies",
+        json!({"name": "sockets", "module": {"library": "owned", "name": "sockets", "version": 1},
+               "config": {}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    put(
+        &s,
+        &alice,
+        &path,
+        json!({"bindings": [{"policy": p["id"]}]}),
+    )
+    .await;
+    let (st, out) = post(&s, &alice, &dry_path, dry("c1", &["view"], json!([]))).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(out["decision"], "deny", "{out}");
+    let r = out["policies"][0]["decision"]["reason"].as_str().unwrap();
+    assert!(r.to_lowercase().contains("denied"), "{r}");
 }
 
 #[tokio::test]
@@ -764,4 +794,104 @@ async fn restart_keeps_modules_policies_and_bindings_and_reuses_compiled_code() 
         .modified()
         .unwrap();
     assert_eq!(now, written);
+}
+
+/// Bind a new policy on module `name`@1 to the resource and dry-run it.
+async fn bind_and_dry_run(s: &TestServer, token: &str, rid: &str, name: &str) -> Value {
+    let (st, p) = post(
+        s,
+        token,
+        "/owner/policies",
+        json!({"name": name, "module": {"library": "owned", "name": name, "version": 1},
+               "config": {"subjects": ["alice"]}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let path = format!("/owner/resources/rs1/{rid}/policy");
+    let (st, b) = put(s, token, &path, json!({"bindings": [{"policy": p["id"]}]})).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let dry_path = format!("/owner/resources/rs1/{rid}/dry-run");
+    let (st, out) = post(s, token, &dry_path, dry("c1", &["view"], json!([]))).await;
+    assert_eq!(st, StatusCode::OK, "{out}");
+    out
+}
+
+#[tokio::test]
+async fn upload_may_ask_for_its_own_limits_which_apply_and_usage_is_shown() {
+    let s = start().await;
+    let alice = owner_token(&s, ALICE).await;
+    let (_, rid) = alice_resource(&s).await;
+    let allow_list = builtin("allow-list").unwrap().bytes;
+
+    // Outside the server's maxima, or not the two known whole numbers: refused, saying why.
+    for query in [
+        "fuel=1",
+        "fuel=200000001",
+        "memory_bytes=1024",
+        "memory_bytes=300000000",
+        "fuel=lots",
+        "colour=red",
+    ] {
+        let (st, out) = upload(&s, &alice, &format!("m?{query}"), allow_list).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{query}: {out}");
+        assert_eq!(out["error"], "invalid_request", "{query}: {out}");
+    }
+    let (_, out) = upload(&s, &alice, "m?fuel=1", allow_list).await;
+    assert_eq!(
+        out["error_description"],
+        "fuel 1 is outside what this server allows: 10000 to 200000000"
+    );
+
+    // A budget that fits: stored, shown, applied; usage appears once it has run.
+    let (st, m) = upload(&s, &alice, "roomy?fuel=30000000", allow_list).await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    assert_eq!(m["requested_limits"], json!({"fuel": 30000000}));
+    assert_eq!(m["limits"]["fuel"], 30000000);
+    assert_eq!(m["limits"]["max_memory_bytes"], 64 << 20);
+    assert_eq!(m["limits"]["max_requestable_fuel"], 200000000);
+    assert!(m.get("usage").is_none(), "{m}");
+    let out = bind_and_dry_run(&s, &alice, &rid, "roomy").await;
+    assert_eq!(out["decision"], "need-info", "{out}");
+    let (_, m) = get(&s, &alice, "/owner/modules/roomy/1").await;
+    assert_eq!(m["usage"]["evaluations"], 1, "{m}");
+    assert_eq!(m["usage"]["failures"], 0, "{m}");
+    let fuel = m["usage"]["peak_fuel_used"].as_u64().unwrap();
+    assert!(fuel > 1000 && fuel < 1_000_000, "{m}");
+    assert!(
+        m["usage"]["peak_memory_bytes"].as_u64().unwrap() >= 1 << 20,
+        "{m}"
+    );
+
+    // A budget too small for the module: every evaluation fails closed, naming that budget.
+    let (st, _) = upload(&s, &alice, "tight?fuel=10000", allow_list).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let out = bind_and_dry_run(&s, &alice, &rid, "tight").await;
+    assert_eq!(out["decision"], "deny", "{out}");
+    let reason = out["policies"][0]["decision"]["reason"].as_str().unwrap();
+    assert_eq!(
+        reason,
+        "out of fuel: the plugin used its whole budget of 10000 instructions"
+    );
+    let (_, m) = get(&s, &alice, "/owner/modules/tight/1").await;
+    assert_eq!(m["usage"]["failures"], 1, "{m}");
+    assert_eq!(m["usage"]["peak_fuel_used"], 10000, "{m}");
+
+    // The memory cap is the module's own too: validating a configuration with it already
+    // fails, so the policy is refused at creation with the reason.
+    let (st, _) = upload(&s, &alice, "small?memory_bytes=1048576", allow_list).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, out) = post(
+        &s,
+        &alice,
+        "/owner/policies",
+        json!({"name": "small", "module": {"library": "owned", "name": "small", "version": 1},
+               "config": {"subjects": ["alice"]}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{out}");
+    assert_eq!(
+        out["error_description"],
+        "module small@1 failed while validating the configuration: memory limit exceeded: \
+         the plugin tried to use more than 1048576 bytes of linear memory"
+    );
 }

@@ -157,6 +157,14 @@ pub enum ModulesCommand {
     Upload {
         name: String,
         file: PathBuf,
+        /// Ask for this instruction budget per evaluation (within the server's maximum);
+        /// interpreted languages may need more than the default.
+        #[arg(long)]
+        fuel: Option<u64>,
+        /// Ask for this much linear memory per evaluation, in bytes (within the server's
+        /// maximum).
+        #[arg(long)]
+        memory_bytes: Option<usize>,
     },
     Show {
         name: String,
@@ -794,7 +802,13 @@ fn approved_permissions(specs: &[String]) -> CliResult<Vec<Value>> {
 /// answers before reading the whole body (a bad token, a module over the size limit) as a broken
 /// pipe and drops the answer, whereas hyper hands the early answer over, so the user gets the
 /// server's own error.
-fn upload(api: &Api, name: &str, file: &Path) -> CliResult<()> {
+fn upload(
+    api: &Api,
+    name: &str,
+    file: &Path,
+    fuel: Option<u64>,
+    memory_bytes: Option<usize>,
+) -> CliResult<()> {
     let mut f = std::fs::File::open(file)
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", file.display())))?;
     let len = f
@@ -834,7 +848,17 @@ fn upload(api: &Api, name: &str, file: &Path) -> CliResult<()> {
             Err(e) => Some(Err(e)),
         })
     });
-    let url = format!("{}/modules/{}", api.base, seg(name));
+    let mut url = format!("{}/modules/{}", api.base, seg(name));
+    let query: Vec<String> = [
+        ("fuel", fuel.map(|f| f.to_string())),
+        ("memory_bytes", memory_bytes.map(|m| m.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+    .collect();
+    if !query.is_empty() {
+        url = format!("{url}?{}", query.join("&"));
+    }
     let result = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -939,7 +963,12 @@ pub fn run(args: OwnerArgs) -> CliResult<()> {
         OwnerCommand::Login { .. } | OwnerCommand::Logout => unreachable!("handled above"),
         OwnerCommand::Modules(m) => match m {
             ModulesCommand::List => api.show(M::GET, "/modules", None),
-            ModulesCommand::Upload { name, file } => upload(&api, &name, &file),
+            ModulesCommand::Upload {
+                name,
+                file,
+                fuel,
+                memory_bytes,
+            } => upload(&api, &name, &file, fuel, memory_bytes),
             ModulesCommand::Show { name, version } => {
                 api.show(M::GET, &format!("/modules/{}/{version}", seg(&name)), None)
             }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub secrets: Arc<SecretHasher>,
     /// The Wasm plugin runtime every policy and claims plugin runs in.
     pub runtime: Runtime,
+    /// What owners' modules used, shown in their metadata.
+    pub usage: Arc<crate::policy::UsageBook>,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             keys: Arc::new(keys),
             secrets: Arc::new(secrets),
             runtime,
+            usage: Arc::default(),
         };
         crate::oauth::clients::apply_config(&state, &state.config.clients).await?;
         crate::oauth::users::apply_config(&state, &state.config.users).await?;
@@ -141,6 +144,36 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
     NormalizePathLayer::trim_trailing_slash().layer(router(state))
 }
 
+/// Native TLS: the certificate chain and key from the configuration, served with rustls.
+mod tls {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use anyhow::Context;
+    use axum_server::tls_rustls::RustlsConfig;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConfig> {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .and_then(|certs| certs.collect::<Result<_, _>>())
+            .with_context(|| format!("reading the TLS certificate chain {}", cert.display()))?;
+        if chain.is_empty() {
+            anyhow::bail!("{} holds no PEM certificate", cert.display());
+        }
+        let key = PrivateKeyDer::from_pem_file(key)
+            .with_context(|| format!("reading the TLS private key {}", key.display()))?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .context("the TLS certificate and key do not fit together")?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(RustlsConfig::from_config(Arc::new(config)))
+    }
+}
+
 /// Serves the server described by `config` on `listener` until `shutdown` completes, then
 /// finishes in-flight requests and closes the store.
 pub async fn serve(
@@ -169,10 +202,50 @@ pub async fn serve_state(
             }
         }
     });
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let tls = match (&state.config.tls_cert_file, &state.config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
     let svc = axum::ServiceExt::<Request>::into_make_service(app(state));
-    let result = axum::serve(listener, svc)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = match tls {
+        Some(tls) => {
+            // axum-server: handshakes run concurrently, off the accept loop.
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                h.graceful_shutdown(Some(grace));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+                .handle(handle)
+                .serve(svc)
+                .await
+        }
+        None => {
+            let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = axum::serve(listener, svc).with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stopping.send(());
+            });
+            // Graceful shutdown waits for in-flight requests; a stalled one must not keep the
+            // process alive forever.
+            let deadline = async move {
+                if stopped.await.is_ok() {
+                    tokio::time::sleep(grace).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                r = server => r,
+                () = deadline => {
+                    tracing::warn!(?grace, "in-flight requests did not finish in time; closing");
+                    Ok(())
+                }
+            }
+        }
+    };
     pruner.abort();
     let _ = pruner.await;
     result?;

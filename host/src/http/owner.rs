@@ -188,14 +188,28 @@ async fn module_bytes(s: &AppState, headers: &HeaderMap, body: Body) -> Result<V
     Ok(read_body(headers, body, limit).await?.to_vec())
 }
 
+/// Limits an upload may ask for, as query parameters of `POST /owner/modules/{name}`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UploadLimits {
+    /// Instruction budget (wasmtime fuel) of one evaluation of this module, up to the server's
+    /// `runtime.max_fuel`; default the server's `runtime.fuel`. Interpreted languages (Python,
+    /// JavaScript) may need more than compiled ones.
+    fuel: Option<u64>,
+    /// Linear memory one evaluation may use, in bytes, up to the server's
+    /// `runtime.max_module_memory_bytes`; default the server's `runtime.max_memory_bytes`.
+    memory_bytes: Option<usize>,
+}
+
 #[utoipa::path(post, path = "/owner/modules/{name}", tag = "owner",
-    description = "Upload a new version of module `name` (full access only). The component is validated and compiled before anything is stored.",
-    params(("name" = String, Path, description = "1-64 characters of a-z, 0-9, -, _, ., starting with a letter or digit")),
+    description = "Upload a new version of module `name` (full access only). The component is validated and compiled before anything is stored. The query may ask for the module's own fuel and memory limits within the server's maxima; the module's metadata shows the limits it runs under and what its evaluations used.",
+    params(("name" = String, Path, description = "1-64 characters of a-z, 0-9, -, _, ., starting with a letter or digit"), UploadLimits),
     request_body(content((openapi::WasmBytes = "application/wasm"), (openapi::WasmBytes = "application/octet-stream"), (openapi::ModuleUpload = "multipart/form-data")), description = "The component: the raw body, or a multipart file part (named `module`)"),
     security(("owner_token" = [])),
     responses(
         (status = 201, description = "The new version", body = crate::policy::ModuleView),
-        (status = 400, description = "`invalid_module` with the precise reason, or `invalid_request`", body = openapi::OAuthError),
+        (status = 400, description = "`invalid_module` with the precise reason, or `invalid_request` (also for limits outside the server's maxima)", body = openapi::OAuthError),
         (status = 403, description = "`quota_exceeded` or `insufficient_scope`", body = openapi::OAuthError),
         openapi::BearerErrors,
     ))]
@@ -203,12 +217,23 @@ async fn upload_module(
     State(s): State<AppState>,
     who: OwnerAuth,
     Path(name): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response> {
     who.require_full()?;
+    let Query(limits) = Query::<UploadLimits>::try_from_uri(&uri).map_err(|e| {
+        Error::invalid_request(format!(
+            "bad query: {}; it may carry fuel and memory_bytes, whole numbers",
+            e.body_text()
+        ))
+    })?;
+    let requested = crate::store::policy::ModuleLimits {
+        fuel: limits.fuel,
+        memory_bytes: limits.memory_bytes,
+    };
     let bytes = module_bytes(&s, &headers, body).await?;
-    let view = policy::upload_module(&s, &who.owner, &name, bytes).await?;
+    let view = policy::upload_module(&s, &who.owner, &name, bytes, requested).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 

@@ -114,7 +114,11 @@ impl AccessTokenClaims {
 /// Verifies a token we issued: signature, `typ`, issuer, expiry, and the revocation list.
 /// `Ok(Err(reason))` for a token that is not valid, `Err` only for storage failures.
 pub async fn validate(state: &AppState, token: &str) -> Result<Result<AccessTokenClaims, String>> {
-    let claims: AccessTokenClaims = match state.keys.verify(token, &state.config.issuer) {
+    let verified =
+        state
+            .keys
+            .verify_cached(token, &state.config.issuer, |c: &AccessTokenClaims| c.exp);
+    let claims = match verified {
         Ok(c) => c,
         Err(reason) => return Ok(Err(reason)),
     };

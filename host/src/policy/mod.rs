@@ -8,7 +8,8 @@
 
 pub mod strategy;
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +17,10 @@ use crate::error::{Error, Result};
 use crate::http::AppState;
 use crate::keys::random_token;
 use crate::plugins;
-use crate::runtime::{self, Claim, IngestError, Module, PolicyInput, ServerContext, World};
+use crate::runtime::{
+    self, Claim, IngestError, Limits, Module, PolicyInput, RequestedLimits, ServerContext, Usage,
+    World,
+};
 use crate::store::policy::*;
 use crate::store::{Owner, ResourceDescription, ResourceScope, unix_now};
 use strategy::{Combined, Vote};
@@ -80,27 +84,133 @@ pub struct ModuleView {
     pub record: ModuleRecord,
     /// `owned` or `builtin`.
     pub library: String,
-    /// Whether it fits the sandbox's limits (it passed ingest, so always true; kept so clients
-    /// can show what it fits).
+    /// The sandbox limits this module runs under: the server's defaults, or what its upload
+    /// asked for (`requested_limits`).
     pub limits: LimitsView,
+    /// What the module's evaluations used since the server started (owned modules that have
+    /// run; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageView>,
 }
 
 /// The sandbox limits a module runs under.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LimitsView {
+    /// Instruction budget (wasmtime fuel) of one evaluation of this module.
     pub fuel: u64,
     pub deadline_ms: u64,
+    /// Linear memory one evaluation of this module may use.
     pub max_memory_bytes: usize,
     pub max_output_bytes: usize,
+    /// The most fuel an upload may ask for on this server (`?fuel=`).
+    pub max_requestable_fuel: u64,
+    /// The most memory an upload may ask for on this server (`?memory_bytes=`).
+    pub max_requestable_memory_bytes: usize,
 }
 
-fn limits(state: &AppState) -> LimitsView {
+/// What a module's evaluations used since the server started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UsageView {
+    /// Evaluations run (real decisions and dry-runs).
+    pub evaluations: u64,
+    /// Evaluations that failed (a limit or a trap) and so denied.
+    pub failures: u64,
+    /// The most fuel one evaluation used.
+    pub peak_fuel_used: u64,
+    /// The most linear memory one evaluation used, in bytes.
+    pub peak_memory_bytes: usize,
+    /// The longest evaluation, instantiation included, in microseconds.
+    pub peak_elapsed_us: u64,
+    /// Fuel of the latest evaluation.
+    pub last_fuel_used: u64,
+}
+
+/// Usage of owned modules, kept in memory by (owner, module, version): what the owner sees in
+/// the module's metadata. Not persisted: a restart starts the figures anew.
+#[derive(Default)]
+pub struct UsageBook {
+    entries: Mutex<HashMap<(String, String, u32), UsageView>>,
+}
+
+/// The most entries a usage book holds; past it, figures of further modules are not kept
+/// (bounded memory whatever owners upload).
+const MAX_USAGE_ENTRIES: usize = 100_000;
+
+impl UsageBook {
+    fn key(owner: &Owner, name: &str, version: u32) -> (String, String, u32) {
+        (owner.to_string(), name.to_string(), version)
+    }
+
+    pub fn record(&self, owner: &Owner, r: &ModuleRef, usage: &Usage, failed: bool) {
+        let ModuleRef::Owned { name, version } = r else {
+            return;
+        };
+        let mut entries = self.entries.lock().unwrap();
+        let key = Self::key(owner, name, *version);
+        if !entries.contains_key(&key) && entries.len() >= MAX_USAGE_ENTRIES {
+            return;
+        }
+        let e = entries.entry(key).or_default();
+        e.evaluations += 1;
+        e.failures += failed as u64;
+        e.peak_fuel_used = e.peak_fuel_used.max(usage.fuel_used);
+        e.peak_memory_bytes = e.peak_memory_bytes.max(usage.memory_bytes);
+        e.peak_elapsed_us = e.peak_elapsed_us.max(usage.elapsed.as_micros() as u64);
+        e.last_fuel_used = usage.fuel_used;
+    }
+
+    pub fn get(&self, owner: &Owner, name: &str, version: u32) -> Option<UsageView> {
+        let entries = self.entries.lock().unwrap();
+        entries.get(&Self::key(owner, name, version)).cloned()
+    }
+
+    fn forget(&self, owner: &Owner, name: &str, version: u32) {
+        self.entries
+            .lock()
+            .unwrap()
+            .remove(&Self::key(owner, name, version));
+    }
+}
+
+fn requested(r: &ModuleLimits) -> RequestedLimits {
+    RequestedLimits {
+        fuel: r.fuel,
+        memory_bytes: r.memory_bytes,
+    }
+}
+
+/// The limits a module record runs under. A record stored under larger maxima than the
+/// server has now runs under the present maxima.
+fn effective_limits(state: &AppState, r: &ModuleLimits) -> Limits {
     let c = state.runtime.config();
+    c.limits(requested(r)).unwrap_or_else(|_| Limits {
+        fuel: r.fuel.unwrap_or(c.fuel).min(c.max_fuel),
+        memory_bytes: r
+            .memory_bytes
+            .unwrap_or(c.max_memory_bytes)
+            .min(c.max_module_memory_bytes.max(c.max_memory_bytes)),
+    })
+}
+
+fn limits(state: &AppState, r: &ModuleLimits) -> LimitsView {
+    let c = state.runtime.config();
+    let l = effective_limits(state, r);
     LimitsView {
-        fuel: c.fuel,
+        fuel: l.fuel,
         deadline_ms: c.deadline.as_millis() as u64,
-        max_memory_bytes: c.max_memory_bytes,
+        max_memory_bytes: l.memory_bytes,
         max_output_bytes: c.max_output_bytes,
+        max_requestable_fuel: c.max_fuel,
+        max_requestable_memory_bytes: c.max_module_memory_bytes.max(c.max_memory_bytes),
+    }
+}
+
+fn owned_view(state: &AppState, owner: &Owner, record: ModuleRecord) -> ModuleView {
+    ModuleView {
+        limits: limits(state, &record.requested_limits),
+        usage: state.usage.get(owner, &record.name, record.version),
+        record,
+        library: "owned".into(),
     }
 }
 
@@ -114,18 +224,26 @@ fn record_of(name: &str, module: &Module) -> ModuleRecord {
         imports: module.imports.clone(),
         exports: module.exports.clone(),
         created_at: unix_now(),
+        requested_limits: ModuleLimits::default(),
     }
 }
 
-/// Upload a new version of the owner's module `name`. The bytes go through the runtime's one
-/// ingest path before anything is stored.
+/// Upload a new version of the owner's module `name`, optionally asking for its own limits
+/// within the server's maxima. The bytes go through the runtime's one ingest path before
+/// anything is stored.
 pub async fn upload_module(
     state: &AppState,
     owner: &Owner,
     name: &str,
     bytes: Vec<u8>,
+    requested_limits: ModuleLimits,
 ) -> Result<ModuleView> {
     check_name("module", name)?;
+    state
+        .runtime
+        .config()
+        .limits(requested(&requested_limits))
+        .map_err(Error::invalid_request)?;
     let limits_cfg = &state.config.policy;
     if bytes.len() > limits_cfg.max_module_bytes_per_owner {
         return Err(Error::QuotaExceeded(format!(
@@ -143,7 +261,10 @@ pub async fn upload_module(
         .store
         .create_module_version(
             owner,
-            record_of(name, &module),
+            ModuleRecord {
+                requested_limits,
+                ..record_of(name, &module)
+            },
             limits_cfg.max_modules_per_owner,
             limits_cfg.max_module_bytes_per_owner,
         )
@@ -154,11 +275,7 @@ pub async fn upload_module(
                 limits_cfg.max_modules_per_owner, limits_cfg.max_module_bytes_per_owner
             ))
         })?;
-    Ok(ModuleView {
-        record,
-        library: "owned".into(),
-        limits: limits(state),
-    })
+    Ok(owned_view(state, owner, record))
 }
 
 /// The built-in plugins, as read-only modules every owner can use.
@@ -171,9 +288,10 @@ pub fn builtin_modules(state: &AppState) -> Vec<ModuleView> {
             record.version = 1;
             record.created_at = 0;
             Some(ModuleView {
+                limits: limits(state, &record.requested_limits),
                 record,
                 library: "builtin".into(),
-                limits: limits(state),
+                usage: None,
             })
         })
         .collect()
@@ -185,11 +303,7 @@ pub async fn list_modules(state: &AppState, owner: &Owner) -> Result<Vec<ModuleV
         .list_modules(owner)
         .await?
         .into_iter()
-        .map(|record| ModuleView {
-            record,
-            library: "owned".into(),
-            limits: limits(state),
-        })
+        .map(|record| owned_view(state, owner, record))
         .collect())
 }
 
@@ -204,11 +318,7 @@ pub async fn get_module(
         .get_module(owner, name, version)
         .await?
         .ok_or(Error::NotFound)?;
-    Ok(ModuleView {
-        record,
-        library: "owned".into(),
-        limits: limits(state),
-    })
+    Ok(owned_view(state, owner, record))
 }
 
 pub async fn delete_module(
@@ -218,6 +328,7 @@ pub async fn delete_module(
     version: u32,
 ) -> Result<()> {
     if state.store.delete_module(owner, name, version).await? {
+        state.usage.forget(owner, name, version);
         Ok(())
     } else {
         Err(Error::NotFound)
@@ -227,16 +338,28 @@ pub async fn delete_module(
 /// The compiled module a reference names, loaded into the runtime (from the compiled cache when
 /// the server compiled it before).
 pub async fn load_module(state: &AppState, owner: &Owner, r: &ModuleRef) -> Result<Arc<Module>> {
+    Ok(load_module_limited(state, owner, r).await?.0)
+}
+
+/// Like [`load_module`], with the limits the module runs under (its upload's, or the
+/// server's defaults).
+pub async fn load_module_limited(
+    state: &AppState,
+    owner: &Owner,
+    r: &ModuleRef,
+) -> Result<(Arc<Module>, Limits)> {
+    let defaults = state.runtime.config().default_limits();
     match r {
         ModuleRef::Builtin { name } => {
             let b = plugins::builtin(name)
                 .ok_or_else(|| Error::invalid_request(format!("no built-in module `{name}`")))?;
             if let Some(m) = state.runtime.loaded(builtin_digest(b)) {
-                return Ok(m);
+                return Ok((m, defaults));
             }
-            ingest(state, b.bytes.into())
+            let m = ingest(state, b.bytes.into())
                 .await?
-                .map_err(|e| Error::internal(format!("built-in {name}: {e}")))
+                .map_err(|e| Error::internal(format!("built-in {name}: {e}")))?;
+            Ok((m, defaults))
         }
         ModuleRef::Owned { name, version } => {
             let record = state
@@ -244,17 +367,19 @@ pub async fn load_module(state: &AppState, owner: &Owner, r: &ModuleRef) -> Resu
                 .get_module(owner, name, *version)
                 .await?
                 .ok_or_else(|| Error::invalid_request(format!("module {r} does not exist")))?;
+            let limits = effective_limits(state, &record.requested_limits);
             if let Some(m) = state.runtime.loaded(&record.digest) {
-                return Ok(m);
+                return Ok((m, limits));
             }
             let bytes = state
                 .store
                 .get_module_bytes(&record.digest)
                 .await?
                 .ok_or_else(|| Error::internal(format!("bytes of module {r} are missing")))?;
-            ingest(state, bytes.into())
+            let m = ingest(state, bytes.into())
                 .await?
-                .map_err(|e| Error::internal(format!("stored module {r}: {e}")))
+                .map_err(|e| Error::internal(format!("stored module {r}: {e}")))?;
+            Ok((m, limits))
         }
     }
 }
@@ -310,7 +435,7 @@ pub async fn create_policy(
             state.config.policy.max_policies_per_owner
         )));
     }
-    let module = load_module(state, owner, &new.module).await?;
+    let (module, limits) = load_module_limited(state, owner, &new.module).await?;
     if module.world != World::Policy {
         return Err(Error::invalid_request(format!(
             "module {} is a claims plugin ({}), not a policy",
@@ -321,10 +446,11 @@ pub async fn create_policy(
     let config = new.config.to_string();
     let runtime = state.runtime.clone();
     let m = module.clone();
-    let verdict =
-        tokio::task::spawn_blocking(move || runtime.validate_config(&m, &config, now_ms()))
-            .await
-            .map_err(Error::internal)?;
+    let verdict = tokio::task::spawn_blocking(move || {
+        runtime.validate_config_limited(&m, &config, now_ms(), limits)
+    })
+    .await
+    .map_err(Error::internal)?;
     match verdict {
         Ok(Ok(())) => {}
         Ok(Err(message)) => {
@@ -604,7 +730,7 @@ pub async fn evaluate(state: &AppState, q: &Question<'_>) -> Result<Evaluation> 
         let Some(policy) = state.store.get_policy(owner, &binding.policy).await? else {
             continue;
         };
-        let module = load_module(state, owner, &policy.module).await?;
+        let (module, limits) = load_module_limited(state, owner, &policy.module).await?;
         let input = PolicyInput {
             permission: runtime::Permission {
                 resource_id: q.resource_id.to_string(),
@@ -619,7 +745,16 @@ pub async fn evaluate(state: &AppState, q: &Question<'_>) -> Result<Evaluation> 
             claims: q.claims.clone(),
             config: policy.config.to_string(),
         };
-        let outcome = state.runtime.evaluate_policy(module, input).await;
+        let outcome = state
+            .runtime
+            .evaluate_policy_with(module, input, limits)
+            .await;
+        state.usage.record(
+            owner,
+            &policy.module,
+            &outcome.usage,
+            outcome.failure.is_some(),
+        );
         verdicts.push(PolicyVerdict {
             policy: policy.id.clone(),
             policy_name: policy.name.clone(),

@@ -26,7 +26,13 @@ pub const FEATURES: WasmFeatures = WasmFeatures::WASM2
 /// nothing: no preopened directories, no sockets, empty environment and arguments, empty stdin,
 /// stdout and stderr captured into the bounded log, clocks frozen at the request's server time,
 /// a fixed-seed random generator. Ordinary toolchains import these even for pure functions.
-/// `wasi:sockets` and `wasi:http` are not here: a component that imports them is refused.
+///
+/// `wasi:sockets` is here deny-by-construction: the sandbox's context refuses every socket
+/// (TCP, UDP and name lookup are switched off and no address passes its address check), so a
+/// guest that tries gets `access-denied` and nothing leaves the machine. It is allowed because
+/// CPython as componentize-py builds it imports the sockets interfaces whatever the policy does;
+/// refusing them would refuse every Python policy. `wasi:http` and anything else are not here:
+/// a component that imports them is refused and the import named.
 pub const WASI_ALLOWED: &[&str] = &[
     "wasi:io/error",
     "wasi:io/poll",
@@ -48,6 +54,13 @@ pub const WASI_ALLOWED: &[&str] = &[
     "wasi:random/random",
     "wasi:random/insecure",
     "wasi:random/insecure-seed",
+    "wasi:sockets/network",
+    "wasi:sockets/instance-network",
+    "wasi:sockets/tcp",
+    "wasi:sockets/tcp-create-socket",
+    "wasi:sockets/udp",
+    "wasi:sockets/udp-create-socket",
+    "wasi:sockets/ip-name-lookup",
 ];
 
 /// Which world a component implements.
@@ -237,7 +250,9 @@ mod tests {
         assert!(!import_allowed("uma:policy/log@0.2.0"));
         assert!(!import_allowed("wasi:io/streams"));
         assert!(!import_allowed("wasi:io/streams@0.3.0"));
-        assert!(!import_allowed("wasi:sockets/tcp@0.2.6"));
+        // Linked to a context that refuses every socket (see WASI_ALLOWED).
+        assert!(import_allowed("wasi:sockets/tcp@0.2.6"));
+        assert!(!import_allowed("wasi:sockets/tcp@0.3.0"));
         assert!(!import_allowed("wasi:http/outgoing-handler@0.2.6"));
         assert!(!import_allowed("wasi:filesystem/typesx@0.2.6"));
     }

@@ -22,6 +22,17 @@ pub struct RuntimeConfig {
     /// input always stops at the same point, which makes denials reproducible in dry-runs.
     pub fuel: u64,
 
+    /// The most fuel a module may ask for at upload (see [`Limits`]): the global maximum of the
+    /// per-module budget.
+    ///
+    /// Default: 200,000,000 (ten times [`fuel`](Self::fuel)), about 200 ms of CPU for a runaway
+    /// module. Interpreted languages pay for their interpreter in fuel (a Python component uses
+    /// ~150,000 per call before the policy's own work), so an owner with a heavy Python or
+    /// JavaScript policy can raise its budget without the server raising everyone's. Keep it
+    /// well below what [`deadline`](Self::deadline) allows, so fuel, which is deterministic,
+    /// stops a guest before the wall clock does.
+    pub max_fuel: u64,
+
     /// Wall-clock deadline of one evaluation, enforced by epoch interruption.
     ///
     /// Default: 250 ms. A backstop for what fuel does not count (time spent in host calls,
@@ -44,6 +55,15 @@ pub struct RuntimeConfig {
     /// Also the per-memory size of the pooling allocator's slots, so it bounds the virtual
     /// address space reserved for the pool.
     pub max_memory_bytes: usize,
+
+    /// The most linear memory a module may ask for at upload (see [`Limits`]): the global
+    /// maximum of the per-module memory cap.
+    ///
+    /// Default: 256 MiB. Also the size of each pooling-allocator memory slot, so it sets the
+    /// virtual address space reserved for the pool (`max_concurrent_evaluations` x 4 slots):
+    /// 64 GiB of address space with the defaults, not resident memory. Must be at least
+    /// [`max_memory_bytes`](Self::max_memory_bytes).
+    pub max_module_memory_bytes: usize,
 
     /// Elements one evaluation's tables may hold in total.
     ///
@@ -125,6 +145,21 @@ pub struct RuntimeConfig {
     /// of this size rather than fail.
     pub max_concurrent_evaluations: u32,
 
+    /// Evaluations of one resource owner's policies that may run at once; more queue.
+    ///
+    /// Default: 2 (one per core of the machines we size for). An owner whose policy spins until
+    /// its deadline on every call occupies at most this many threads, so the other owners'
+    /// evaluations keep their slots and most of the CPU. Raise it for owners with heavy
+    /// legitimate traffic on larger machines; it never exceeds `max_concurrent_evaluations`.
+    pub max_concurrent_evaluations_per_owner: usize,
+
+    /// Compiled modules kept loaded in memory; the least recently used go first.
+    ///
+    /// Default: 64. A loaded module costs about 0.7 MiB of code and metadata; reloading an
+    /// evicted one from the compiled-artifact cache takes a few ms. Without a bound, a server
+    /// with 1,000 stored modules grew to 714 MiB once all had been used.
+    pub max_loaded_modules: usize,
+
     /// Bytes at the bottom of each pooled linear memory that are reset with `memset` and kept
     /// resident between evaluations, instead of being returned to the kernel with `madvise`.
     ///
@@ -148,9 +183,11 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             fuel: 20_000_000,
+            max_fuel: 200_000_000,
             deadline: Duration::from_millis(250),
             epoch_tick: Duration::from_millis(5),
             max_memory_bytes: 64 << 20,
+            max_module_memory_bytes: 256 << 20,
             max_table_elements: 20_000,
             max_wasm_stack: 512 << 10,
             max_hostcall_bytes: 64 << 10,
@@ -163,6 +200,8 @@ impl Default for RuntimeConfig {
             compile_timeout: Duration::from_secs(10),
             max_concurrent_compiles: 2,
             max_concurrent_evaluations: 64,
+            max_concurrent_evaluations_per_owner: 2,
+            max_loaded_modules: 64,
             keep_resident_bytes: 2 << 20,
             cache_dir: None,
         }
@@ -181,5 +220,92 @@ mod millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// The budget of one module's evaluations: the server's defaults unless the module's upload
+/// asked for more (or less), within the global maxima.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Instruction budget of one evaluation (wasmtime fuel).
+    pub fuel: u64,
+    /// Linear memory one evaluation may use, summed over the component's memories.
+    pub memory_bytes: usize,
+}
+
+/// What an upload asked for; `None` takes the server's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestedLimits {
+    pub fuel: Option<u64>,
+    pub memory_bytes: Option<usize>,
+}
+
+/// Smallest budgets an upload may ask for: below them no component of ours even instantiates,
+/// and a module that cannot answer only produces confusing denials.
+pub const MIN_FUEL: u64 = 10_000;
+pub const MIN_MEMORY_BYTES: usize = 1 << 20;
+
+impl RuntimeConfig {
+    /// The limits a module runs under when its upload asked for nothing.
+    pub fn default_limits(&self) -> Limits {
+        Limits {
+            fuel: self.fuel,
+            memory_bytes: self.max_memory_bytes,
+        }
+    }
+
+    /// Check requested limits against the global maxima. The error is shown to the uploader.
+    pub fn limits(&self, requested: RequestedLimits) -> Result<Limits, String> {
+        let fuel = requested.fuel.unwrap_or(self.fuel);
+        if !(MIN_FUEL..=self.max_fuel).contains(&fuel) {
+            return Err(format!(
+                "fuel {fuel} is outside what this server allows: {MIN_FUEL} to {}",
+                self.max_fuel
+            ));
+        }
+        let memory_bytes = requested.memory_bytes.unwrap_or(self.max_memory_bytes);
+        let ceiling = self.max_module_memory_bytes.max(self.max_memory_bytes);
+        if !(MIN_MEMORY_BYTES..=ceiling).contains(&memory_bytes) {
+            return Err(format!(
+                "memory_bytes {memory_bytes} is outside what this server allows: {MIN_MEMORY_BYTES} to {ceiling}"
+            ));
+        }
+        Ok(Limits { fuel, memory_bytes })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requested_limits_are_checked_against_the_global_maxima() {
+        let c = RuntimeConfig::default();
+        assert_eq!(c.limits(RequestedLimits::default()), Ok(c.default_limits()));
+        let more = c
+            .limits(RequestedLimits {
+                fuel: Some(c.max_fuel),
+                memory_bytes: Some(c.max_module_memory_bytes),
+            })
+            .unwrap();
+        assert_eq!(more.fuel, 200_000_000);
+        assert_eq!(more.memory_bytes, 256 << 20);
+        let err = c
+            .limits(RequestedLimits {
+                fuel: Some(c.max_fuel + 1),
+                memory_bytes: None,
+            })
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "fuel 200000001 is outside what this server allows: 10000 to 200000000"
+        );
+        let err = c
+            .limits(RequestedLimits {
+                fuel: None,
+                memory_bytes: Some(1024),
+            })
+            .unwrap_err();
+        assert!(err.starts_with("memory_bytes 1024 is outside"), "{err}");
     }
 }

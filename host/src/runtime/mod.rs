@@ -26,7 +26,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
 pub use ingest::{FEATURES, IngestError, Surface, WASI_ALLOWED, World, digest};
-pub use limits::RuntimeConfig;
+pub use limits::{Limits, MIN_FUEL, MIN_MEMORY_BYTES, RequestedLimits, RuntimeConfig};
 use sandbox::Sandbox;
 pub use types::*;
 
@@ -78,10 +78,47 @@ struct Inner {
     /// Identifies the engine's compiled-code format, so cached artifacts of another build or
     /// configuration are never loaded.
     compat: String,
-    modules: Mutex<HashMap<String, Arc<Module>>>,
+    modules: Mutex<Loaded>,
+    /// Per-owner evaluation slots (see `RuntimeConfig::max_concurrent_evaluations_per_owner`).
+    owner_slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     compiles: AtomicUsize,
     evaluations: Arc<tokio::sync::Semaphore>,
     stop_ticker: Arc<AtomicBool>,
+}
+
+/// Loaded modules, least recently used evicted first beyond `max_loaded_modules`. An evicted
+/// module is loaded again from the compiled-artifact cache (a few ms) when next needed.
+#[derive(Default)]
+struct Loaded {
+    map: HashMap<String, (Arc<Module>, u64)>,
+    clock: u64,
+}
+
+impl Loaded {
+    fn get(&mut self, digest: &str) -> Option<Arc<Module>> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.map.get_mut(digest).map(|(m, used)| {
+            *used = clock;
+            m.clone()
+        })
+    }
+
+    fn insert(&mut self, digest: String, module: Arc<Module>, cap: usize) {
+        while self.map.len() >= cap.max(1) && !self.map.contains_key(&digest) {
+            let oldest = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(d, _)| d.clone());
+            match oldest {
+                Some(d) => self.map.remove(&d),
+                None => break,
+            };
+        }
+        self.clock += 1;
+        self.map.insert(digest, (module, self.clock));
+    }
 }
 
 impl Drop for Inner {
@@ -132,7 +169,8 @@ impl Runtime {
                 linker,
                 compat,
                 config,
-                modules: Mutex::new(HashMap::new()),
+                modules: Mutex::new(Loaded::default()),
+                owner_slots: Mutex::new(HashMap::new()),
                 compiles: AtomicUsize::new(0),
                 stop_ticker,
             }),
@@ -145,7 +183,12 @@ impl Runtime {
 
     /// The module with this digest, if it was ingested before in this process.
     pub fn loaded(&self, digest: &str) -> Option<Arc<Module>> {
-        self.inner.modules.lock().unwrap().get(digest).cloned()
+        self.inner.modules.lock().unwrap().get(digest)
+    }
+
+    /// How many modules are loaded in memory now.
+    pub fn loaded_count(&self) -> usize {
+        self.inner.modules.lock().unwrap().map.len()
     }
 
     /// The one ingest path (security-lessons S1): validate, check the surface, compile (or load
@@ -159,7 +202,7 @@ impl Runtime {
         )?;
         let digest = digest(bytes);
         if let Some(m) = inner.modules.lock().unwrap().get(&digest) {
-            return Ok(m.clone());
+            return Ok(m);
         }
 
         let started = Instant::now();
@@ -170,10 +213,15 @@ impl Runtime {
         if let Some(r) = &resources {
             if let Some(initial) = r.max_initial_memory_size {
                 let bytes = initial.saturating_mul(65_536);
-                if bytes > inner.config.max_memory_bytes as u64 {
+                // Checked against the most a module may ask for; a module that asked for less
+                // than its initial memory fails each evaluation with the memory limit named.
+                let ceiling = inner
+                    .config
+                    .max_module_memory_bytes
+                    .max(inner.config.max_memory_bytes);
+                if bytes > ceiling as u64 {
                     return Err(IngestError::Resources(format!(
-                        "its initial linear memory is {bytes} bytes, the limit is {}",
-                        inner.config.max_memory_bytes
+                        "its initial linear memory is {bytes} bytes, the limit is {ceiling}"
                     )));
                 }
             }
@@ -212,7 +260,11 @@ impl Runtime {
             load_time,
             pre,
         });
-        inner.modules.lock().unwrap().insert(digest, module.clone());
+        inner.modules.lock().unwrap().insert(
+            digest,
+            module.clone(),
+            inner.config.max_loaded_modules,
+        );
         Ok(module)
     }
 
@@ -284,9 +336,22 @@ impl Runtime {
         Ok((component, false))
     }
 
-    /// Evaluate a policy for one permission. Blocking; see [`Runtime::evaluate_policy`] for the
-    /// async entry point. Always returns a decision: failures deny.
+    /// Evaluate a policy for one permission under the server's default limits. Blocking; see
+    /// [`Runtime::evaluate_policy`] for the async entry point. Always returns a decision:
+    /// failures deny.
     pub fn evaluate_policy_blocking(&self, module: &Module, input: &PolicyInput) -> PolicyOutcome {
+        let limits = self.inner.config.default_limits();
+        self.evaluate_policy_limited(module, input, limits)
+    }
+
+    /// Evaluate a policy for one permission under a module's own [`Limits`] (checked against
+    /// the global maxima when the module was uploaded). Blocking.
+    pub fn evaluate_policy_limited(
+        &self,
+        module: &Module,
+        input: &PolicyInput,
+        limits: Limits,
+    ) -> PolicyOutcome {
         let Pre::Policy(pre) = &module.pre else {
             return failed(
                 Failure::Instantiation {
@@ -297,7 +362,7 @@ impl Runtime {
         };
         let max_output = self.inner.config.max_output_bytes;
         let request = v0_1::request(input);
-        let (result, usage) = self.run(input.context.now_ms, |store| {
+        let (result, usage) = self.run(input.context.now_ms, limits, |store| {
             let instance = pre.instantiate(&mut *store)?;
             let decision = instance
                 .uma_policy_evaluator()
@@ -321,13 +386,30 @@ impl Runtime {
         }
     }
 
-    /// Evaluate a policy on the bounded evaluation pool, off the async reactor.
+    /// Evaluate a policy on the bounded evaluation pool, off the async reactor, under the
+    /// server's default limits.
     pub async fn evaluate_policy(&self, module: Arc<Module>, input: PolicyInput) -> PolicyOutcome {
+        let limits = self.inner.config.default_limits();
+        self.evaluate_policy_with(module, input, limits).await
+    }
+
+    /// Evaluate a policy on the bounded evaluation pool under a module's own [`Limits`]. An
+    /// owner first takes one of their own slots, then one of the pool's: an owner whose policies
+    /// burn their whole budget queues behind their own evaluations and holds at most their share
+    /// of the pool, so other owners' evaluations still find free slots and CPU.
+    pub async fn evaluate_policy_with(
+        &self,
+        module: Arc<Module>,
+        input: PolicyInput,
+        limits: Limits,
+    ) -> PolicyOutcome {
+        let owner_slots = self.owner_slots(&input.permission.owner);
+        let owner_permit = owner_slots.acquire_owned().await;
         let permit = self.inner.evaluations.clone().acquire_owned().await;
         let runtime = self.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            runtime.evaluate_policy_blocking(&module, &input)
+            let _permits = (owner_permit, permit);
+            runtime.evaluate_policy_limited(&module, &input, limits)
         })
         .await;
         outcome.unwrap_or_else(|e| {
@@ -340,6 +422,25 @@ impl Runtime {
         })
     }
 
+    fn owner_slots(&self, owner: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut slots = self.inner.owner_slots.lock().unwrap();
+        if slots.len() > 4096 {
+            // Forget owners with nothing running, so the map stays small.
+            slots.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        slots
+            .entry(owner.to_owned())
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Semaphore::new(
+                    self.inner
+                        .config
+                        .max_concurrent_evaluations_per_owner
+                        .max(1),
+                ))
+            })
+            .clone()
+    }
+
     /// Run a module's `validate-config` export. `Ok(Err(msg))` is the module's own rejection,
     /// shown to the owner as is; `Err(failure)` means the module failed to answer.
     pub fn validate_config(
@@ -348,8 +449,20 @@ impl Runtime {
         config: &str,
         now_ms: u64,
     ) -> Result<Result<(), String>, Failure> {
+        let limits = self.inner.config.default_limits();
+        self.validate_config_limited(module, config, now_ms, limits)
+    }
+
+    /// [`Runtime::validate_config`] under a module's own [`Limits`].
+    pub fn validate_config_limited(
+        &self,
+        module: &Module,
+        config: &str,
+        now_ms: u64,
+        limits: Limits,
+    ) -> Result<Result<(), String>, Failure> {
         let max_output = self.inner.config.max_output_bytes;
-        let (result, _usage) = self.run(now_ms, |store| {
+        let (result, _usage) = self.run(now_ms, limits, |store| {
             let answer = match &module.pre {
                 Pre::Policy(pre) => pre
                     .instantiate(&mut *store)?
@@ -389,13 +502,14 @@ impl Runtime {
             );
         };
         let max_output = self.inner.config.max_output_bytes;
+        let limits = self.inner.config.default_limits();
         let too_large = |bytes: usize| {
             (bytes > max_output).then_some(Failure::OutputTooLarge {
                 bytes,
                 limit_bytes: max_output,
             })
         };
-        self.run(now_ms, |store| {
+        self.run(now_ms, limits, |store| {
             let instance = pre.instantiate(&mut *store)?;
             let g = instance.uma_policy_gatherer();
             let answer = match call {
@@ -477,7 +591,11 @@ impl Runtime {
         };
         let mut store = Store::new(
             &self.inner.engine,
-            Sandbox::new(&self.inner.config, input.context.now_ms),
+            Sandbox::new(
+                &self.inner.config,
+                self.inner.config.max_module_memory_bytes,
+                input.context.now_ms,
+            ),
         );
         store.limiter(|s| s.limiter());
         store.set_fuel(u64::MAX).unwrap();
@@ -497,13 +615,19 @@ impl Runtime {
     fn run<R>(
         &self,
         now_ms: u64,
+        limits: Limits,
         f: impl FnOnce(&mut Store<Sandbox>) -> wasmtime::Result<Result<R, Failure>>,
     ) -> (Result<R, Failure>, Usage) {
         let config = &self.inner.config;
-        let mut store = Store::new(&self.inner.engine, Sandbox::new(config, now_ms));
+        // Never more than the pool's slots hold, whatever the caller passed.
+        let memory = limits
+            .memory_bytes
+            .min(config.max_module_memory_bytes.max(config.max_memory_bytes));
+        let fuel = limits.fuel.min(config.max_fuel.max(config.fuel));
+        let mut store = Store::new(&self.inner.engine, Sandbox::new(config, memory, now_ms));
         store.limiter(|s| s.limiter());
         // Fuel is set before instantiation so start functions are metered too.
-        let _ = store.set_fuel(config.fuel);
+        let _ = store.set_fuel(fuel);
         let ticks = config
             .deadline
             .as_nanos()
@@ -515,13 +639,13 @@ impl Runtime {
         let started = Instant::now();
         let result = f(&mut store);
         let elapsed = started.elapsed();
-        let fuel_used = config.fuel - store.get_fuel().unwrap_or(0);
+        let fuel_used = fuel - store.get_fuel().unwrap_or(0);
 
         let data = store.data_mut();
         data.collect_output();
         let result = match result {
             Ok(inner) => inner,
-            Err(error) => Err(classify(&error, data, config)),
+            Err(error) => Err(classify(&error, data, config, fuel)),
         };
         let data = store.into_data();
         let usage = Usage {
@@ -546,12 +670,17 @@ fn failed(failure: Failure, usage: Usage) -> PolicyOutcome {
 }
 
 /// Name what stopped a guest.
-fn classify(error: &wasmtime::Error, sandbox: &Sandbox, config: &RuntimeConfig) -> Failure {
+fn classify(
+    error: &wasmtime::Error,
+    sandbox: &Sandbox,
+    config: &RuntimeConfig,
+    fuel: u64,
+) -> Failure {
     if let Some(hit) = &sandbox.limits().hit {
         return hit.clone();
     }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => Failure::OutOfFuel { fuel: config.fuel },
+        Some(Trap::OutOfFuel) => Failure::OutOfFuel { fuel },
         Some(Trap::Interrupt) => Failure::Deadline {
             millis: config.deadline.as_millis() as u64,
         },
@@ -635,7 +764,9 @@ fn engine_config(config: &RuntimeConfig) -> wasmtime::Config {
     pool.max_memories_per_component(4);
     pool.total_tables(n * 8);
     pool.max_tables_per_component(8);
-    pool.max_memory_size(config.max_memory_bytes);
+    // Slots as large as the most memory a module may ask for; the per-store limiter enforces
+    // each module's own cap.
+    pool.max_memory_size(config.max_module_memory_bytes.max(config.max_memory_bytes));
     pool.table_elements(config.max_table_elements);
     pool.linear_memory_keep_resident(config.keep_resident_bytes);
     pool.table_keep_resident(config.keep_resident_bytes.min(64 << 10));

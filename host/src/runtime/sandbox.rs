@@ -110,11 +110,15 @@ fn fixed_random() -> wasi_rand::rngs::StdRng {
 }
 
 impl Sandbox {
-    pub fn new(config: &RuntimeConfig, now_ms: u64) -> Self {
+    /// A fresh sandbox whose linear memory, summed over the store, may reach `max_memory` bytes.
+    pub fn new(config: &RuntimeConfig, max_memory: usize, now_ms: u64) -> Self {
         let stdout = MemoryOutputPipe::new(config.max_log_bytes);
         let stderr = MemoryOutputPipe::new(config.max_log_bytes);
         let clock = Duration::from_millis(now_ms);
         // No preopened directories, no network, no environment, no arguments, empty stdin.
+        // The sockets interfaces are linked (ingest allows them for toolchains that import
+        // them regardless) but refuse everything: TCP, UDP and name lookup are off, and the
+        // address check admits no address.
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -127,6 +131,7 @@ impl Sandbox {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(1_000);
@@ -136,7 +141,7 @@ impl Sandbox {
             limits: Limiter {
                 memory_bytes: 0,
                 peak_memory: 0,
-                max_memory: config.max_memory_bytes,
+                max_memory,
                 table_elements: 0,
                 max_table_elements: config.max_table_elements,
                 hit: None,

@@ -23,6 +23,28 @@ pub struct ModuleRecord {
     pub imports: Vec<String>,
     pub exports: Vec<String>,
     pub created_at: u64,
+    /// The budget the uploader asked for; what is absent takes the server's defaults.
+    #[serde(default, skip_serializing_if = "ModuleLimits::is_default")]
+    pub requested_limits: ModuleLimits,
+}
+
+/// Limits a module's upload asked for, within the server's global maxima
+/// (`runtime.max_fuel`, `runtime.max_module_memory_bytes`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleLimits {
+    /// Instruction budget (wasmtime fuel) of one evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    /// Linear memory one evaluation may use, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<usize>,
+}
+
+impl ModuleLimits {
+    pub fn is_default(&self) -> bool {
+        *self == ModuleLimits::default()
+    }
 }
 
 /// Which module a policy runs.
