@@ -50,8 +50,26 @@ fn main() {
         .unwrap_or_else(|| root.join("target"))
         .join("plugins");
 
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // A build under another toolchain (the fuzz targets build the host with nightly) names the
+    // cargo for the plugins in UMA_HOST_PLUGINS_CARGO, usually the rustup proxy `cargo`, which
+    // then takes the toolchain pinned in rust-toolchain.toml, the one with wasm32-wasip2.
+    println!("cargo:rerun-if-env-changed=UMA_HOST_PLUGINS_CARGO");
+    let other_cargo = env::var("UMA_HOST_PLUGINS_CARGO").ok();
+    let cargo = other_cargo
+        .clone()
+        .unwrap_or_else(|| env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     let mut cmd = Command::new(cargo);
+    if other_cargo.is_some() {
+        for var in [
+            "RUSTUP_TOOLCHAIN",
+            "RUSTC",
+            "RUSTDOC",
+            "RUSTC_WRAPPER",
+            "CARGO",
+        ] {
+            cmd.env_remove(var);
+        }
+    }
     cmd.current_dir(&plugins)
         .args([
             "build",
@@ -116,7 +134,19 @@ fn main() {
         )
         .unwrap();
     }
-    fixtures.push_str("/// Every fixture, by crate name.\npub const ALL: &[(&str, &str)] = &[\n");
+    let dest = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let hostile = hand_written(&root, &dest.join("hand-written"));
+    for (name, file) in &hostile {
+        writeln!(
+            fixtures,
+            "pub const {}: &str = {:?};",
+            name.to_uppercase().replace('-', "_"),
+            file.display().to_string()
+        )
+        .unwrap();
+    }
+    names.extend(hostile.iter().map(|(n, _)| n.clone()));
+    fixtures.push_str("/// Every fixture, by name.\npub const ALL: &[(&str, &str)] = &[\n");
     for name in &names {
         writeln!(
             fixtures,
@@ -127,7 +157,6 @@ fn main() {
     }
     fixtures.push_str("];\n");
 
-    let dest = PathBuf::from(env::var("OUT_DIR").unwrap());
     std::fs::write(dest.join("builtins.rs"), code).unwrap();
     std::fs::write(dest.join("fixtures.rs"), fixtures).unwrap();
 }
@@ -140,4 +169,130 @@ fn wasm(out: &Path, name: &str) -> PathBuf {
     } else {
         out.join(format!("{name}.wasm"))
     }
+}
+
+/// The core module every hand-written fixture starts from: a bump allocator for the canonical
+/// ABI, a `validate-config` that accepts anything, and `$deny`, which answers
+/// `deny("hand-written fixture")`. `{evaluate}` is the body of `evaluate` (it returns the address
+/// of the answer); `{extra}` adds module fields.
+const CORE: &str = r#"
+(module
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
+    (global.set $heap (i32.add (local.get $p) (local.get 3)))
+    (local.get $p))
+  (data (i32.const 64) "hand-written fixture")
+  (func (export "uma:policy/evaluator@0.1.0#validate-config") (param i32 i32) (result i32)
+    (i32.store8 (i32.const 16) (i32.const 0))
+    (i32.const 16))
+  (func $deny (result i32)
+    (i32.store8 (i32.const 0) (i32.const 1))
+    (i32.store (i32.const 4) (i32.const 64))
+    (i32.store (i32.const 8) (i32.const 20))
+    (i32.const 0))
+  (func (export "uma:policy/evaluator@0.1.0#evaluate") (param i32) (result i32)
+    {evaluate})
+  {extra}
+)
+"#;
+
+/// Hostile policies no Rust toolchain would emit, as core-module WAT wrapped into components of
+/// the `policy` world (so they pass ingest and reach the sandbox): (name, path).
+fn hand_written(root: &Path, out: &Path) -> Vec<(String, PathBuf)> {
+    std::fs::create_dir_all(out).unwrap();
+    let mut resolve = wit_parser::Resolve::default();
+    let (package, _) = resolve.push_dir(root.join("wit/v0.1.0")).unwrap();
+    let world = resolve.select_world(&[package], Some("policy")).unwrap();
+
+    // A compile bomb: every function pushes thousands of values before adding them up, so the
+    // register allocator has thousands of live values at once. Small to upload, slow to compile.
+    let mut bomb = String::new();
+    for _ in 0..16 {
+        bomb.push_str("(func (result i32)\n");
+        bomb.push_str(&"i32.const 1\n".repeat(12_000));
+        bomb.push_str(&"i32.add\n".repeat(11_999));
+        bomb.push_str(")\n");
+    }
+    let fixtures: Vec<(&str, String, String)> = vec![
+        // Grows its table by 1,000 elements at a time, forever.
+        (
+            "fx-table-growth",
+            "(loop $grow (drop (table.grow $t (ref.null func) (i32.const 1000))) (br $grow)) (call $deny)".into(),
+            "(table $t 1 funcref)".into(),
+        ),
+        // A core-module start function that never returns: runs at instantiation, before any
+        // export is called.
+        (
+            "fx-start-loop",
+            "(call $deny)".into(),
+            "(func $spin (loop $l (br $l))) (start $spin)".into(),
+        ),
+        // Answers a variant case that does not exist.
+        (
+            "fx-bad-discriminant",
+            "(i32.store8 (i32.const 0) (i32.const 7)) (i32.const 0)".into(),
+            String::new(),
+        ),
+        // Answers `deny` with a reason that points outside its memory.
+        (
+            "fx-bad-pointer",
+            "(i32.store8 (i32.const 0) (i32.const 1)) (i32.store (i32.const 4) (i32.const -256)) (i32.store (i32.const 8) (i32.const 100)) (i32.const 0)".into(),
+            String::new(),
+        ),
+        // 100,001 empty functions: over `max_functions`.
+        (
+            "fx-many-functions",
+            "(call $deny)".into(),
+            "(func)\n".repeat(100_001),
+        ),
+        ("fx-compile-bomb", "(call $deny)".into(), bomb),
+        // Wasm features the engine does not enable (security-lessons S7): each must be refused
+        // at ingest, and the engine must refuse it too.
+        (
+            "fx-feature-threads",
+            "(call $deny)".into(),
+            "(func (param i32) (result i32) (i32.atomic.load (local.get 0)))".into(),
+        ),
+        (
+            "fx-feature-memory64",
+            "(call $deny)".into(),
+            "(memory $wide i64 1)".into(),
+        ),
+        (
+            "fx-feature-gc",
+            "(call $deny)".into(),
+            "(type $point (struct (field i32))) (func (result (ref null $point)) (ref.null $point))".into(),
+        ),
+        (
+            "fx-feature-exceptions",
+            "(call $deny)".into(),
+            "(tag $oops) (func (throw $oops))".into(),
+        ),
+    ];
+    fixtures
+        .into_iter()
+        .map(|(name, evaluate, extra)| {
+            let text = CORE
+                .replace("{evaluate}", &evaluate)
+                .replace("{extra}", &extra);
+            let mut module = wat::parse_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            wit_component::embed_component_metadata(
+                &mut module,
+                &resolve,
+                world,
+                wit_component::StringEncoding::UTF8,
+            )
+            .unwrap();
+            let component = wit_component::ComponentEncoder::default()
+                .module(&module)
+                .and_then(|e| e.validate(true).encode())
+                .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let path = out.join(format!("{name}.wasm"));
+            std::fs::write(&path, component).unwrap();
+            (name.to_string(), path)
+        })
+        .collect()
 }

@@ -80,6 +80,10 @@ pub enum Error {
     /// (bad import, wrong world, size, invalid Wasm…) and is shown to the owner.
     #[error("invalid_module: {0}")]
     InvalidModule(String),
+    /// A bounded resource is busy for a moment (503 `temporarily_unavailable`, `Retry-After: 1`):
+    /// every compile slot stayed taken while the request waited. Retrying is the right answer.
+    #[error("temporarily_unavailable: {0}")]
+    TemporarilyUnavailable(String),
     /// An owner's quota would be exceeded (403 `quota_exceeded`).
     #[error("quota_exceeded: {0}")]
     QuotaExceeded(String),

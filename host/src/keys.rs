@@ -58,6 +58,11 @@ pub struct Keys {
     /// How long a retired key stays published (the longest token lifetime).
     publish_window: u64,
     set: RwLock<Arc<KeySet>>,
+    /// Held for a whole rotation. Two rotations interleaving would both retire the old key and
+    /// each add a fresh one (two signing keys, both callers told the same `kid`), and the slower
+    /// one would install a key set built before the other's key existed, so tokens that key
+    /// signed in between would stop verifying.
+    rotating: tokio::sync::Mutex<()>,
     /// Tokens already verified, by SHA-256 of the whole token: a resource server presents the
     /// same PAT and introspects the same RPT many times, and the ECDSA verification was most
     /// of the cost of a request (about 65 µs of 160 µs each for introspection's two tokens).
@@ -113,6 +118,7 @@ impl Keys {
             store,
             publish_window,
             set: RwLock::new(Arc::new(set)),
+            rotating: tokio::sync::Mutex::new(()),
             verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
         })
     }
@@ -175,6 +181,7 @@ impl Keys {
 
     /// Retires the signing key and starts signing with a fresh one. Returns the new `kid`.
     pub async fn rotate(&self) -> Result<String> {
+        let _one_at_a_time = self.rotating.lock().await;
         let now = unix_now();
         for mut k in self.store.list_keys().await? {
             if k.retired_at.is_none() {
@@ -185,10 +192,10 @@ impl Keys {
         let fresh = generate()?;
         self.store.put_key(&fresh).await?;
         let set = Self::build(&self.store, self.publish_window).await?;
-        let kid = set.kid.clone();
+        debug_assert_eq!(set.kid, fresh.kid);
         *self.set.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
         self.verified.clear();
-        Ok(kid)
+        Ok(fresh.kid)
     }
 
     /// The JWKS document (`{"keys":[…]}`), every key with `kty`, `kid`, `use`, `alg`.

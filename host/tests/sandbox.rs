@@ -525,6 +525,171 @@ fn wrong_world_is_refused_and_explained() {
 }
 
 #[test]
+fn slow_loop_just_under_the_budget_still_decides() {
+    // Calibrate: fuel per iteration of this fixture, from two short runs.
+    let m = runtime()
+        .ingest(&fixture(fixtures::FX_SLOW_LOOP))
+        .expect("fixture passes ingest");
+    let run = |n: u64| evaluate(&m, &input(json!({ "iterations": n }), vec![]));
+    let small = run(10_000);
+    let large = run(110_000);
+    assert_eq!(large.decision, permit(&["view", "edit"]), "{large:?}");
+    let per_iteration = (large.usage.fuel_used - small.usage.fuel_used) as f64 / 100_000.0;
+    let fixed = small.usage.fuel_used as f64 - 10_000.0 * per_iteration;
+    let budget = RuntimeConfig::default().fuel as f64;
+
+    // 95% of the budget: it must finish and be heard, within the wall-clock deadline too.
+    let n = ((budget * 0.95 - fixed) / per_iteration) as u64;
+    let out = run(n);
+    assert_eq!(out.decision, permit(&["view", "edit"]), "{out:?}");
+    assert!(out.failure.is_none());
+    let used = out.usage.fuel_used as f64 / budget;
+    assert!((0.90..1.0).contains(&used), "used {used} of the budget");
+    assert!(
+        out.usage.elapsed < RuntimeConfig::default().deadline,
+        "{:?}",
+        out.usage.elapsed
+    );
+
+    // 5% over: out of fuel, not a late answer.
+    let over = run(((budget * 1.05 - fixed) / per_iteration) as u64);
+    assert_denied_by(&over, |f| matches!(f, Failure::OutOfFuel { .. }));
+}
+
+#[test]
+fn table_growth_hits_the_table_limit() {
+    let out = hostile(fixtures::FX_TABLE_GROWTH, json!({}));
+    assert_denied_by(
+        &out,
+        |f| matches!(f, Failure::TableLimit { limit_elements } if *limit_elements == 20_000),
+    );
+    assert!(
+        out.decision_reason()
+            .starts_with("table limit exceeded: the plugin tried to grow its tables past 20000")
+    );
+}
+
+#[test]
+fn log_flood_through_the_log_call_is_stopped_and_named() {
+    let out = hostile(
+        fixtures::FX_LOG_SPAM,
+        json!({"lines": 1_000_000, "bytes": 1000, "via": "log"}),
+    );
+    assert_denied_by(
+        &out,
+        |f| matches!(f, Failure::LogLimit { limit_calls } if *limit_calls == 1_000),
+    );
+    assert!(out.decision_reason().starts_with("log limit exceeded"));
+    // What was kept is bounded by lines and bytes.
+    assert_eq!(out.usage.logs.len(), 16, "16 KiB of 1000-byte lines");
+    assert!(out.usage.logs_dropped >= 984, "{}", out.usage.logs_dropped);
+    // Stopped at the 1,001st call, long before fuel or the deadline.
+    assert!(out.usage.elapsed < Duration::from_millis(250));
+}
+
+#[test]
+fn moderate_logging_is_kept_up_to_the_cap_and_the_plugin_decides() {
+    let out = hostile(
+        fixtures::FX_LOG_SPAM,
+        json!({"lines": 200, "bytes": 10, "via": "log"}),
+    );
+    assert_eq!(out.decision, permit(&["view", "edit"]), "{out:?}");
+    assert_eq!(out.usage.logs.len(), 64);
+    assert_eq!(out.usage.logs_dropped, 136);
+}
+
+#[test]
+fn stdout_flood_is_cut_at_the_log_byte_cap() {
+    let out = hostile(
+        fixtures::FX_LOG_SPAM,
+        json!({"lines": 2_000, "bytes": 100, "via": "stdout"}),
+    );
+    // 200 KB offered; the pipe closes at 16 KiB and the plugin still answers.
+    assert_eq!(out.decision, permit(&["view", "edit"]), "{out:?}");
+    let kept: usize = out.usage.logs.iter().map(|l| l.message.len()).sum();
+    assert!(kept <= 16 << 10, "{kept}");
+    assert!(out.usage.logs.len() <= 64);
+    assert!(out.usage.logs.iter().all(|l| l.level == "stdout"));
+    assert_healthy();
+}
+
+#[test]
+fn start_function_that_loops_is_stopped_at_instantiation() {
+    let m = runtime()
+        .ingest(&fixture(fixtures::FX_START_LOOP))
+        .expect("a start function is legal Wasm: it passes ingest");
+    let out = evaluate(&m, &input(json!({}), vec![]));
+    assert_denied_by(&out, |f| matches!(f, Failure::OutOfFuel { .. }));
+    // Creating a policy runs validate-config, which instantiates too: it fails, never hangs.
+    let err = runtime().validate_config(&m, "{}", NOW_MS).unwrap_err();
+    assert!(matches!(err, Failure::OutOfFuel { .. }), "{err}");
+
+    // With fuel to spare, the deadline stops it.
+    let rt = Runtime::new(RuntimeConfig {
+        fuel: u64::MAX / 2,
+        deadline: Duration::from_millis(50),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let m = rt.ingest(&fixture(fixtures::FX_START_LOOP)).unwrap();
+    let out = rt.evaluate_policy_blocking(&m, &input(json!({}), vec![]));
+    assert!(
+        matches!(out.failure, Some(Failure::Deadline { millis: 50 })),
+        "{out:?}"
+    );
+    assert!(out.usage.elapsed < Duration::from_secs(2));
+}
+
+#[test]
+fn malformed_answers_are_traps_never_decisions() {
+    for (file, needle) in [
+        (fixtures::FX_BAD_DISCRIMINANT, "discriminant"),
+        (fixtures::FX_BAD_POINTER, "out of bounds"),
+    ] {
+        let out = hostile(file, json!({}));
+        assert_denied_by(
+            &out,
+            |f| matches!(f, Failure::Trap { message } if message.contains(needle)),
+        );
+    }
+}
+
+#[test]
+fn compile_bomb_of_many_functions_is_refused_before_compiling() {
+    let bytes = fixture(fixtures::FX_MANY_FUNCTIONS);
+    assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
+    let started = std::time::Instant::now();
+    let err = runtime().ingest(&bytes).unwrap_err();
+    assert!(
+        matches!(err, IngestError::TooManyFunctions { limit: 100_000, count } if count > 100_000),
+        "{err}"
+    );
+    assert!(err.to_string().contains("the limit is 100000"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_healthy();
+}
+
+#[test]
+fn compile_bomb_of_huge_functions_times_out_and_keeps_its_slot() {
+    let rt = Runtime::new(RuntimeConfig {
+        compile_timeout: Duration::from_millis(20),
+        max_concurrent_compiles: 1,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let bytes = fixture(fixtures::FX_COMPILE_BOMB);
+    assert!(bytes.len() < 1 << 20, "{} bytes", bytes.len());
+    let started = std::time::Instant::now();
+    let err = rt.ingest(&bytes).unwrap_err();
+    assert_eq!(err, IngestError::CompileTimeout(20));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The abandoned compilation still holds the only slot: the next upload is told to wait
+    // rather than start another one.
+    let good = plugins::builtin("time-window").unwrap().bytes;
+    assert_eq!(rt.ingest(good).unwrap_err(), IngestError::Busy);
+}
+
+#[test]
 fn corrupt_and_truncated_uploads_are_refused() {
     let rt = runtime();
     assert!(matches!(

@@ -480,6 +480,10 @@ async fn every_adversarial_fixture_is_refused_or_fails_closed() {
     let refused = [
         (fixtures::FX_BAD_IMPORT, "evil:fixture/exfiltrate"),
         (fixtures::FX_WRONG_WORLD, "wasi:cli/run"),
+        (
+            fixtures::FX_MANY_FUNCTIONS,
+            "functions, the limit is 100000",
+        ),
     ];
     for (file, needle) in refused {
         let (st, out) = upload(&s, &alice, "hostile", &std::fs::read(file).unwrap()).await;
@@ -517,6 +521,17 @@ async fn every_adversarial_fixture_is_refused_or_fails_closed() {
             fixtures::FX_HUGE_OUTPUT,
             json!({"kind": "string"}),
             "output too large",
+        ),
+        (fixtures::FX_TABLE_GROWTH, json!({}), "table limit exceeded"),
+        (
+            fixtures::FX_LOG_SPAM,
+            json!({"lines": 1_000_000, "bytes": 1000, "via": "log"}),
+            "log limit exceeded",
+        ),
+        (
+            fixtures::FX_BAD_DISCRIMINANT,
+            json!({}),
+            "unexpected discriminant: 7",
         ),
     ];
     for (i, (file, config, reason)) in failing.into_iter().enumerate() {
@@ -577,6 +592,66 @@ async fn every_adversarial_fixture_is_refused_or_fails_closed() {
     assert_eq!(out["decision"], "deny", "{out}");
     let r = out["policies"][0]["decision"]["reason"].as_str().unwrap();
     assert!(r.to_lowercase().contains("denied"), "{r}");
+}
+
+#[tokio::test]
+async fn start_function_that_loops_cannot_become_a_policy_and_a_slow_one_still_decides() {
+    let s = start().await;
+    let alice = owner_token(&s, ALICE).await;
+    let (_, rid) = alice_resource(&s).await;
+
+    // A start function runs on every instantiation, so creating the policy (which asks the module
+    // to validate its configuration) fails with the reason, in bounded time.
+    let bytes = std::fs::read(fixtures::FX_START_LOOP).unwrap();
+    let (st, m) = upload(&s, &alice, "spinner", &bytes).await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    let started = std::time::Instant::now();
+    let (st, out) = post(
+        &s,
+        &alice,
+        "/owner/policies",
+        json!({"name": "spin", "module": {"library": "owned", "name": "spinner", "version": 1},
+               "config": {}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{out}");
+    let text = out["error_description"].as_str().unwrap();
+    assert!(
+        text.contains("failed while validating the configuration: out of fuel"),
+        "{text}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    // A plugin that works hard (100,000 iterations) but finishes is heard.
+    let bytes = std::fs::read(fixtures::FX_SLOW_LOOP).unwrap();
+    let (st, m) = upload(&s, &alice, "slow", &bytes).await;
+    assert_eq!(st, StatusCode::CREATED, "{m}");
+    let (st, p) = post(
+        &s,
+        &alice,
+        "/owner/policies",
+        json!({"name": "slow", "module": {"library": "owned", "name": "slow", "version": 1},
+               "config": {"iterations": 100_000}}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{p}");
+    let (st, _) = put(
+        &s,
+        &alice,
+        &format!("/owner/resources/rs1/{rid}/policy"),
+        json!({"bindings": [{"policy": p["id"]}]}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, out) = post(
+        &s,
+        &alice,
+        &format!("/owner/resources/rs1/{rid}/dry-run"),
+        dry("c1", &["view"], json!([])),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(out["decision"], "permit", "{out}");
 }
 
 #[tokio::test]

@@ -150,6 +150,14 @@ impl IntoResponse for Error {
             }
             Error::InvalidModule(d) => body(S::BAD_REQUEST, "invalid_module", Some(d)),
             Error::QuotaExceeded(d) => body(S::FORBIDDEN, "quota_exceeded", Some(d)),
+            Error::TemporarilyUnavailable(d) => {
+                let mut r = body(S::SERVICE_UNAVAILABLE, "temporarily_unavailable", Some(d));
+                r.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("1"),
+                );
+                r
+            }
             Error::AdminUnauthorized => {
                 let mut r = body(
                     S::UNAUTHORIZED,

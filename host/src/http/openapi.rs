@@ -799,6 +799,7 @@ pub mod runtime {
         Deadline { millis: u64 },
         MemoryLimit { limit_bytes: usize },
         TableLimit { limit_elements: usize },
+        LogLimit { limit_calls: usize },
         StackOverflow,
         OutputTooLarge { bytes: usize, limit_bytes: usize },
         Trap { message: String },

@@ -51,12 +51,27 @@ fn check_name(kind: &str, name: &str) -> Result<()> {
     }
 }
 
-/// Run the runtime's ingest off the async reactor.
+/// Run the runtime's ingest off the async reactor. When every compile slot is taken it waits for
+/// one (they free up within `compile_timeout`) instead of failing a well-formed module; if none
+/// frees up in that time the caller is told to retry (503), never that the module is invalid.
 async fn ingest(state: &AppState, bytes: Arc<[u8]>) -> Result<Result<Arc<Module>, IngestError>> {
-    let runtime = state.runtime.clone();
-    tokio::task::spawn_blocking(move || runtime.ingest(&bytes))
-        .await
-        .map_err(Error::internal)
+    let deadline = tokio::time::Instant::now() + state.runtime.config().compile_timeout;
+    loop {
+        let runtime = state.runtime.clone();
+        let b = bytes.clone();
+        let result = tokio::task::spawn_blocking(move || runtime.ingest(&b))
+            .await
+            .map_err(Error::internal)?;
+        match result {
+            Err(IngestError::Busy) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            Err(IngestError::Busy) => {
+                return Err(Error::TemporarilyUnavailable(IngestError::Busy.to_string()));
+            }
+            other => return Ok(other),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -100,6 +100,8 @@ pub enum IngestError {
     WrongWorld { found: String, expected: String },
     #[error("the component exports both {0} and {1}; upload one world per module")]
     BothWorlds(&'static str, &'static str),
+    #[error("the component defines {count} functions, the limit is {limit}")]
+    TooManyFunctions { count: usize, limit: usize },
     #[error("compilation took longer than {0} ms")]
     CompileTimeout(u128),
     #[error("too many compilations in progress; try again shortly")]
@@ -126,8 +128,13 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 /// Validate `bytes` with our feature set and read the component's top-level imports and
-/// exports, checking them against the allow-list and our worlds.
-pub fn inspect(bytes: &[u8], max_bytes: usize) -> Result<Surface, IngestError> {
+/// exports, checking them against the allow-list and our worlds. A component defining more than
+/// `max_functions` functions (over all its core modules) is refused before it is compiled.
+pub fn inspect(
+    bytes: &[u8],
+    max_bytes: usize,
+    max_functions: usize,
+) -> Result<Surface, IngestError> {
     if bytes.len() > max_bytes {
         return Err(IngestError::TooLarge {
             size: bytes.len(),
@@ -150,10 +157,20 @@ pub fn inspect(bytes: &[u8], max_bytes: usize) -> Result<Surface, IngestError> {
     let mut imports = BTreeSet::new();
     let mut exports = BTreeSet::new();
     let mut depth = 0usize;
+    let mut functions = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(|e| IngestError::Invalid(e.to_string()))? {
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::FunctionSection(reader) => {
+                functions = functions.saturating_add(reader.count() as usize);
+                if functions > max_functions {
+                    return Err(IngestError::TooManyFunctions {
+                        count: functions,
+                        limit: max_functions,
+                    });
+                }
+            }
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
                     let import = import.map_err(|e| IngestError::Invalid(e.to_string()))?;
@@ -242,9 +259,9 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_component() {
-        let err = inspect(b"definitely not wasm", 1 << 20).unwrap_err();
+        let err = inspect(b"definitely not wasm", 1 << 20, 10).unwrap_err();
         assert!(matches!(err, IngestError::NotAComponent(_)), "{err}");
-        let err = inspect(&[0u8; 2048], 1024).unwrap_err();
+        let err = inspect(&[0u8; 2048], 1024, 10).unwrap_err();
         assert_eq!(
             err,
             IngestError::TooLarge {
@@ -254,7 +271,7 @@ mod tests {
         );
         // A core module (magic + version 1) is named as such.
         let core = b"\0asm\x01\0\0\0";
-        let err = inspect(core, 1 << 20).unwrap_err();
+        let err = inspect(core, 1 << 20, 10).unwrap_err();
         assert!(err.to_string().contains("core Wasm module"), "{err}");
     }
 }

@@ -99,11 +99,32 @@ pub struct RuntimeConfig {
     /// Default: 16 KiB.
     pub max_log_bytes: usize,
 
+    /// Calls to the `log` host function one evaluation may make; the next one fails the
+    /// evaluation as "log limit exceeded".
+    ///
+    /// Default: 1,000. Lines past `max_log_lines` are dropped, but every call still makes the
+    /// host lift up to `max_hostcall_bytes` from the guest, and that host-side work is not
+    /// metered by fuel: a plugin logging in a loop would burn host CPU until the deadline.
+    /// Stopping it at the 1,001st call costs an honest plugin nothing (it keeps 64 lines anyway)
+    /// and names the fault. Output to stdout/stderr needs no such count: its pipe is closed to
+    /// the guest once `max_log_bytes` are written.
+    pub max_log_calls: usize,
+
     /// Largest component accepted at ingest.
     ///
     /// Default: 32 MiB. Python components are ~18 MB; Rust and C ones are 3-200 KB. Checked
     /// before anything is parsed (security-lessons S4).
     pub max_module_bytes: usize,
+
+    /// Functions a component may define, summed over all its core modules; checked while
+    /// validating, before anything is compiled (security-lessons S4).
+    ///
+    /// Default: 100,000. A Rust policy defines a few hundred, an interpreter (CPython,
+    /// SpiderMonkey) tens of thousands. Compile time grows with the number of functions, and a
+    /// module of hundreds of thousands of tiny functions fits well within `max_module_bytes`;
+    /// refusing it up front is cheaper than letting it run into `compile_timeout` while holding a
+    /// compile slot. Raise it only for a plugin language that needs it.
+    pub max_functions: usize,
 
     /// Longest a compilation may take before ingest gives up on the module.
     ///
@@ -173,7 +194,9 @@ impl Default for RuntimeConfig {
             max_output_bytes: 64 << 10,
             max_log_lines: 64,
             max_log_bytes: 16 << 10,
+            max_log_calls: 1_000,
             max_module_bytes: 32 << 20,
+            max_functions: 100_000,
             compile_timeout: Duration::from_secs(10),
             max_concurrent_compiles: 2,
             max_concurrent_evaluations: 64,

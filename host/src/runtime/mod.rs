@@ -5,6 +5,10 @@
 //! decisions. Every failure of a guest — a trap, a limit, a malformed answer — becomes a denial
 //! with a reason (fail closed); nothing a guest does can crash the host.
 
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(test)]
+mod hardening;
 mod ingest;
 mod limits;
 mod sandbox;
@@ -191,7 +195,11 @@ impl Runtime {
     /// our own cached artifact), link. Blocking: call it off the async reactor.
     pub fn ingest(&self, bytes: &[u8]) -> Result<Arc<Module>, IngestError> {
         let inner = &self.inner;
-        let surface = ingest::inspect(bytes, inner.config.max_module_bytes)?;
+        let surface = ingest::inspect(
+            bytes,
+            inner.config.max_module_bytes,
+            inner.config.max_functions,
+        )?;
         let digest = digest(bytes);
         if let Some(m) = inner.modules.lock().unwrap().get(&digest) {
             return Ok(m);
@@ -723,6 +731,24 @@ fn engine_config(config: &RuntimeConfig) -> wasmtime::Config {
     c.wasm_tail_call(true);
     c.wasm_simd(true);
     c.wasm_bulk_memory(true);
+    // Proposals we do not use are off in the engine too, not only in ingest's validator
+    // (security-lessons S7); the engine then refuses them even if a module reached it.
+    c.wasm_features(
+        wasmtime::WasmFeatures::THREADS
+            | wasmtime::WasmFeatures::SHARED_EVERYTHING_THREADS
+            | wasmtime::WasmFeatures::MEMORY64
+            | wasmtime::WasmFeatures::GC
+            | wasmtime::WasmFeatures::FUNCTION_REFERENCES
+            | wasmtime::WasmFeatures::EXCEPTIONS
+            | wasmtime::WasmFeatures::LEGACY_EXCEPTIONS
+            | wasmtime::WasmFeatures::STACK_SWITCHING
+            | wasmtime::WasmFeatures::CUSTOM_PAGE_SIZES
+            | wasmtime::WasmFeatures::WIDE_ARITHMETIC
+            | wasmtime::WasmFeatures::CM_ASYNC
+            | wasmtime::WasmFeatures::CM_ASYNC_STACKFUL
+            | wasmtime::WasmFeatures::CM_THREADING,
+        false,
+    );
     c.consume_fuel(true);
     c.epoch_interruption(true);
     c.max_wasm_stack(config.max_wasm_stack);
@@ -746,6 +772,9 @@ fn engine_config(config: &RuntimeConfig) -> wasmtime::Config {
     pool.table_keep_resident(config.keep_resident_bytes.min(64 << 10));
     // Where the kernel supports it, reset only the pages a guest actually dirtied.
     pool.pagemap_scan(wasmtime::Enabled::Auto);
+    // Evaluations are synchronous: no fiber stacks (`async` is compiled in only because
+    // wasmtime-wasi needs it), so none are reserved (security-lessons S7).
+    pool.total_stacks(0);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     c
 }

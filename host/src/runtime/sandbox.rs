@@ -22,6 +22,8 @@ pub struct Sandbox {
     pub(super) logs: Vec<LogLine>,
     log_bytes: usize,
     pub(super) logs_dropped: usize,
+    log_calls: usize,
+    max_log_calls: usize,
     max_log_lines: usize,
     max_log_bytes: usize,
     stdout: MemoryOutputPipe,
@@ -147,6 +149,8 @@ impl Sandbox {
             logs: Vec::new(),
             log_bytes: 0,
             logs_dropped: 0,
+            log_calls: 0,
+            max_log_calls: config.max_log_calls,
             max_log_lines: config.max_log_lines,
             max_log_bytes: config.max_log_bytes,
             stdout,
@@ -211,7 +215,19 @@ impl WasiView for Sandbox {
 impl t::Host for Sandbox {}
 
 impl log::Host for Sandbox {
-    fn log(&mut self, level: t::Level, message: String, fields: Vec<(String, String)>) {
+    fn log(
+        &mut self,
+        level: t::Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        self.log_calls += 1;
+        if self.log_calls > self.max_log_calls {
+            self.limits.hit = Some(Failure::LogLimit {
+                limit_calls: self.max_log_calls,
+            });
+            return Err(wasmtime::format_err!("log limit exceeded"));
+        }
         let level = match level {
             t::Level::Trace => "trace",
             t::Level::Debug => "debug",
@@ -224,5 +240,6 @@ impl log::Host for Sandbox {
             message,
             fields,
         });
+        Ok(())
     }
 }

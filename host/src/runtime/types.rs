@@ -99,6 +99,8 @@ pub enum Failure {
     MemoryLimit { limit_bytes: usize },
     /// Tables would grow past the limit.
     TableLimit { limit_elements: usize },
+    /// The plugin called `log` more often than allowed.
+    LogLimit { limit_calls: usize },
     /// The Wasm stack overflowed.
     StackOverflow,
     /// The answer was larger than allowed.
@@ -133,6 +135,10 @@ impl std::fmt::Display for Failure {
             Failure::TableLimit { limit_elements } => write!(
                 f,
                 "table limit exceeded: the plugin tried to grow its tables past {limit_elements} elements"
+            ),
+            Failure::LogLimit { limit_calls } => write!(
+                f,
+                "log limit exceeded: the plugin called `log` more than {limit_calls} times"
             ),
             Failure::StackOverflow => write!(f, "stack overflow: the plugin recursed too deeply"),
             Failure::OutputTooLarge { bytes, limit_bytes } => write!(
