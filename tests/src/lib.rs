@@ -46,6 +46,56 @@ fn client(id: &str, secret: Option<&str>, scopes: &[&str]) -> ClientConfig {
     }
 }
 
+/// The issuer of [`TestIdp`]'s tokens.
+pub const IDP: &str = "https://idp.example";
+
+/// A test identity provider: a fresh ES256 key whose tokens a server accepts once `jwks` is
+/// configured for the trusted issuer [`IDP`].
+pub struct TestIdp {
+    key: jsonwebtoken::EncodingKey,
+    pub jwks: Value,
+}
+
+impl TestIdp {
+    pub fn new() -> TestIdp {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
+        let point = pair.public_key().as_ref();
+        let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "idp-1", "use": "sig",
+            "alg": "ES256", "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65])}]});
+        TestIdp {
+            key: jsonwebtoken::EncodingKey::from_ec_der(doc.as_ref()),
+            jwks,
+        }
+    }
+
+    /// `claims` signed as a JWT with the provider's key.
+    pub fn token(&self, claims: Value) -> String {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        h.kid = Some("idp-1".into());
+        jsonwebtoken::encode(&h, &claims, &self.key).unwrap()
+    }
+
+    /// An ID token for `email`, issued to `aud`, valid for five minutes.
+    pub fn id_token(&self, sub: &str, email: &str, aud: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        self.token(json!({"iss": IDP, "sub": sub, "aud": aud, "email": email,
+            "iat": now, "exp": now + 300}))
+    }
+}
+
+impl Default for TestIdp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The §5 fixture as config.
 pub fn fixture_config(config: &mut Config) {
     config.admin_token = Some(ADMIN_TOKEN.into());

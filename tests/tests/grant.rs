@@ -2,8 +2,6 @@
 //! policies, need_info with claim tokens, request_submitted with owner approval, scope
 //! calculation, RPT upgrade, PCTs, concurrency, and the lab-report story.
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -14,47 +12,9 @@ use uma_integration_tests::*;
 
 const UMA: &str = "urn:ietf:params:oauth:grant-type:uma-ticket";
 const ID_TOKEN: &str = "http://openid.net/specs/openid-connect-core-1_0.html#IDToken";
-const IDP: &str = "https://idp.example";
 /// A second requesting-party client, registered for nothing extra.
 const C2: (&str, &str) = ("c2", "c2-secret-0123456789ab");
 const INSURER: (&str, &str) = ("insurer", "insurer-secret-01234567");
-
-/// A test identity provider whose ID tokens the server trusts.
-struct Idp {
-    key: EncodingKey,
-    jwks: Value,
-}
-
-fn idp() -> Idp {
-    let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-        .unwrap();
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
-    let point = pair.public_key().as_ref();
-    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "idp-1", "use": "sig",
-        "alg": "ES256", "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65])}]});
-    Idp {
-        key: EncodingKey::from_ec_der(doc.as_ref()),
-        jwks,
-    }
-}
-
-impl Idp {
-    fn token(&self, claims: Value) -> String {
-        let mut h = Header::new(Algorithm::ES256);
-        h.kid = Some("idp-1".into());
-        jsonwebtoken::encode(&h, &claims, &self.key).unwrap()
-    }
-
-    /// An ID token for `email`, issued to `aud`.
-    fn id_token(&self, sub: &str, email: &str, aud: &str) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        self.token(json!({"iss": IDP, "sub": sub, "aud": aud, "email": email,
-            "iat": now, "exp": now + 300}))
-    }
-}
 
 fn client(id: &str, secret: &str, scopes: &[&str]) -> ClientConfig {
     ClientConfig {
@@ -68,7 +28,7 @@ fn client(id: &str, secret: &str, scopes: &[&str]) -> ClientConfig {
     }
 }
 
-async fn start(idp: &Idp) -> TestServer {
+async fn start(idp: &TestIdp) -> TestServer {
     let jwks = idp.jwks.clone();
     TestServer::start_with(move |c| {
         c.clients.push(client(C2.0, C2.1, &[]));
@@ -183,7 +143,7 @@ async fn introspect(s: &TestServer, pat: &str, token: &str) -> Value {
 
 #[tokio::test]
 async fn g_10_g_11_g_12_a_6_full_grant_issues_an_introspectable_rpt() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     let w = world(&s, json!(["view", "edit"])).await;
     bind(
@@ -231,7 +191,7 @@ async fn g_10_g_11_g_12_a_6_full_grant_issues_an_introspectable_rpt() {
 
 #[tokio::test]
 async fn g_e1_g_2_g_3_g_e9_bad_parameters() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     let w = world(&s, json!(["view"])).await;
     let (st, e) = grant_json(&s, C1, &[("ticket", "no-such-ticket")]).await;
@@ -297,7 +257,7 @@ async fn g_e1_g_2_g_3_g_e9_bad_parameters() {
 
 #[tokio::test]
 async fn a_8_s14_g_e4_no_policy_is_request_denied_without_challenge() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     let w = world(&s, json!(["view"])).await;
     let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
@@ -311,7 +271,7 @@ async fn a_8_s14_g_e4_no_policy_is_request_denied_without_challenge() {
 
 #[tokio::test]
 async fn g_e3_pct_1_pct_2_pct_4_need_info_then_claim_token_then_pct() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     let w = world(&s, json!(["view"])).await;
     // The owner accepts the e-mail from a verified token or from a PCT that persisted one.
@@ -410,7 +370,7 @@ async fn g_e3_pct_1_pct_2_pct_4_need_info_then_claim_token_then_pct() {
 
 #[tokio::test]
 async fn g_e3d_s11_s16_bad_claim_tokens_ask_again() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     let w = world(&s, json!(["view"])).await;
     bind(
@@ -427,7 +387,7 @@ async fn g_e3d_s11_s16_bad_claim_tokens_ask_again() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let other_idp = crate::idp();
+    let other_idp = TestIdp::new();
     let mut none_header = B64.encode(br#"{"alg":"none","typ":"JWT"}"#);
     none_header.push('.');
     none_header.push_str(&B64.encode(
@@ -463,7 +423,7 @@ async fn g_e3d_s11_s16_bad_claim_tokens_ask_again() {
 
 #[tokio::test]
 async fn g_e5_t_9_request_submitted_then_owner_approves_or_denies() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     let w = world(&s, json!(["view", "edit"])).await;
     bind(
@@ -564,7 +524,7 @@ async fn g_e5_t_9_request_submitted_then_owner_approves_or_denies() {
 
 #[tokio::test]
 async fn a_2_a_3_a_4_g_e2_scope_calculation() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     // c1 is pre-registered for `read`.
     let w = world(&s, json!(["view", "edit", "read"])).await;
@@ -614,7 +574,7 @@ async fn a_2_a_3_a_4_g_e2_scope_calculation() {
 
 #[tokio::test]
 async fn rpt_2_rpt_5_rpt_7_upgrade_merges_re_evaluated_permissions() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     let w = world(&s, json!(["view"])).await;
     bind(
@@ -703,7 +663,7 @@ async fn rpt_2_rpt_5_rpt_7_upgrade_merges_re_evaluated_permissions() {
 
 #[tokio::test]
 async fn t_10_sixty_four_concurrent_redemptions_yield_one_rpt() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     let w = world(&s, json!(["view"])).await;
     bind(
@@ -741,7 +701,7 @@ async fn t_10_sixty_four_concurrent_redemptions_yield_one_rpt() {
 
 #[tokio::test]
 async fn lab_reports_doctor_views_insurer_after_approval_family_denied() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     // The patient (alice) registers her lab reports.
     let w = world(&s, json!(["view", "edit"])).await;
@@ -933,7 +893,7 @@ fn hs256(secret: &str, claims: Value) -> String {
 async fn g_4_other_claim_token_formats_go_to_the_owners_claims_plugin() {
     const FORMAT: &str = "urn:uma-host:claim-token:hs256-jwt";
     const SECRET: &str = "a-secret-shared-with-the-partner-0123456789";
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     let w = world(&s, json!(["view"])).await;
     let (st, p) = owner_call(&s, &w.owner, reqwest::Method::POST, "/owner/policies",
@@ -1038,7 +998,7 @@ async fn g_4_other_claim_token_formats_go_to_the_owners_claims_plugin() {
 
 #[tokio::test]
 async fn t_4_rpt_6_rpt_11_in_12_expiry_and_revocation() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let jwks = idp.jwks.clone();
     let s = TestServer::start_with(move |c| {
         c.ticket_lifetime_secs = 1;
@@ -1153,7 +1113,7 @@ async fn t_4_rpt_6_rpt_11_in_12_expiry_and_revocation() {
 
 #[tokio::test]
 async fn s_5_in_20_rpt_for_alice_shows_nothing_to_bob() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     let w = world(&s, json!(["view"])).await;
     bind(

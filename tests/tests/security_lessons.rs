@@ -2,8 +2,6 @@
 //! the rule (S8, S11-S13, S16, S20-S22). The runtime's rules (S1-S7, S15, S18) are in
 //! `host/tests/security_lessons.rs`; S9, S14, S17, S19, S23 live beside the features they guard.
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -14,26 +12,7 @@ use uma_integration_tests::*;
 
 const UMA: &str = "urn:ietf:params:oauth:grant-type:uma-ticket";
 const ID_TOKEN: &str = "http://openid.net/specs/openid-connect-core-1_0.html#IDToken";
-const IDP: &str = "https://idp.example";
 const C2: (&str, &str) = ("c2", "c2-secret-0123456789ab");
-
-struct Idp {
-    key: EncodingKey,
-    jwks: Value,
-}
-
-fn idp() -> Idp {
-    let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-        .unwrap();
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
-    let point = pair.public_key().as_ref();
-    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "idp-1", "use": "sig",
-        "alg": "ES256", "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65])}]});
-    Idp {
-        key: EncodingKey::from_ec_der(doc.as_ref()),
-        jwks,
-    }
-}
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -42,15 +21,7 @@ fn now() -> u64 {
         .as_secs()
 }
 
-impl Idp {
-    fn token(&self, claims: Value) -> String {
-        let mut h = Header::new(Algorithm::ES256);
-        h.kid = Some("idp-1".into());
-        jsonwebtoken::encode(&h, &claims, &self.key).unwrap()
-    }
-}
-
-async fn start(idp: &Idp) -> TestServer {
+async fn start(idp: &TestIdp) -> TestServer {
     let jwks = idp.jwks.clone();
     TestServer::start_with(move |c| {
         c.clients.push(ClientConfig {
@@ -371,7 +342,7 @@ async fn s13_every_protection_route_demands_a_pat_with_uma_protection() {
 
 #[tokio::test]
 async fn s16_claim_tokens_are_bound_verified_and_never_alg_confused() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     let (pat, _) = s.user_pat(RS1, ALICE).await;
     let alice = s.owner_token(ALICE).await;
@@ -542,7 +513,7 @@ async fn s20_rpt_scopes_are_bounded_and_upgrades_re_evaluated_after_policy_chang
 
 #[tokio::test]
 async fn s21_pcts_are_bound_to_the_client_and_carry_no_readable_claims() {
-    let idp = idp();
+    let idp = TestIdp::new();
     let s = start(&idp).await;
     let (pat, _) = s.user_pat(RS1, ALICE).await;
     let alice = s.owner_token(ALICE).await;
