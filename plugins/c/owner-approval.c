@@ -56,12 +56,15 @@ static void decide(const exports_uma_policy_evaluator_request_t *request, const 
   const policy_string_t *on = p->resource_name.is_some ? &p->resource_name.val : &p->resource_id;
   len += on->len;
   char *buf = malloc(len);
-  size_t n = (size_t)snprintf(buf, len, "client %.*s asks for ", (int)request->context.client_id.len,
-                              (const char *)request->context.client_id.ptr);
-  for (size_t i = 0; i < p->requested_scopes.len; i++)
-    n += (size_t)snprintf(buf + n, len - n, "%s%.*s", i ? ", " : "", (int)p->requested_scopes.ptr[i].len,
-                          (const char *)p->requested_scopes.ptr[i].ptr);
-  n += (size_t)snprintf(buf + n, len - n, " on %.*s", (int)on->len, (const char *)on->ptr);
+  size_t n = append(buf, 0, "client ", 7);
+  n = append(buf, n, request->context.client_id.ptr, request->context.client_id.len);
+  n = append(buf, n, " asks for ", 10);
+  for (size_t i = 0; i < p->requested_scopes.len; i++) {
+    if (i) n = append(buf, n, ", ", 2);
+    n = append(buf, n, p->requested_scopes.ptr[i].ptr, p->requested_scopes.ptr[i].len);
+  }
+  n = append(buf, n, " on ", 4);
+  n = append(buf, n, on->ptr, on->len);
   ret->val.defer_to_owner.ptr = (uint8_t *)buf;
   ret->val.defer_to_owner.len = n;
 }

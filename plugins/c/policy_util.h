@@ -4,7 +4,6 @@
 #define UMA_POLICY_UTIL_H
 
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,17 +18,41 @@ typedef struct {
 } str_list;
 
 // Format into a freshly allocated WIT string (freed by the bindings after the call returns).
+// Understands `%s` and `%%` only, on purpose: stdio's printf family links wasi-libc's stream
+// code, whose exit-time flush imports WASI's fd_write, fd_seek and fd_close; those imports
+// make the component need the WASI preview1 adapter, and instantiating the adapter beside the
+// policy makes every fresh evaluation slower (see docs/policies/c.md, "Keep it small").
 static inline void string_printf(policy_string_t *out, const char *fmt, ...) {
   va_list ap;
+  size_t n = 0;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  for (const char *f = fmt; *f; f++) {
+    if (f[0] == '%' && f[1] == 's') n += strlen(va_arg(ap, const char *)), f++;
+    else if (f[0] == '%' && f[1] == '%') n++, f++;
+    else n++;
+  }
   va_end(ap);
-  char *buf = malloc((size_t)n + 1);
+  char *buf = malloc(n + 1), *at = buf;
   va_start(ap, fmt);
-  vsnprintf(buf, (size_t)n + 1, fmt, ap);
+  for (const char *f = fmt; *f; f++) {
+    if (f[0] == '%' && f[1] == 's') {
+      const char *arg = va_arg(ap, const char *);
+      size_t len = strlen(arg);
+      memcpy(at, arg, len);
+      at += len, f++;
+    } else if (f[0] == '%' && f[1] == '%') *at++ = '%', f++;
+    else *at++ = *f;
+  }
   va_end(ap);
+  *at = 0;
   out->ptr = (uint8_t *)buf;
-  out->len = (size_t)n;
+  out->len = n;
+}
+
+// Append `len` bytes at `buf + n`; returns the new length. The caller sized `buf`.
+static inline size_t append(char *buf, size_t n, const void *s, size_t len) {
+  memcpy(buf + n, s, len);
+  return n + len;
 }
 
 static inline bool wit_eq(const policy_string_t *a, const char *s, size_t len) {
