@@ -16,7 +16,10 @@ use super::v0_1::policy::uma::policy::{log, types as t};
 /// Per-evaluation state. Created fresh for every evaluation and dropped after it
 /// (security-lessons S6): nothing a guest did survives into the next requesting party's call.
 pub struct Sandbox {
-    wasi: WasiCtx,
+    /// Built on the guest's first WASI call: most policies never make one, and building the
+    /// context (clocks, generators, pipes) is a measurable share of a fresh evaluation.
+    wasi: Option<WasiCtx>,
+    clock: Duration,
     table: ResourceTable,
     limits: Limiter,
     pub(super) logs: Vec<LogLine>,
@@ -26,8 +29,8 @@ pub struct Sandbox {
     max_log_calls: usize,
     max_log_lines: usize,
     max_log_bytes: usize,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    /// stdout and stderr, once the WASI context exists.
+    stdout: Option<(MemoryOutputPipe, MemoryOutputPipe)>,
 }
 
 /// Counts linear memory and table elements over the whole store.
@@ -109,34 +112,41 @@ fn fixed_random() -> wasi_rand::rngs::StdRng {
     wasi_rand::rngs::StdRng::seed_from_u64(0x756d_612d_686f_7374)
 }
 
+/// A WASI context that grants nothing, with bounded pipes for stdout and stderr. No preopened
+/// directories, no network, no environment, no arguments, empty stdin. The sockets interfaces
+/// are linked (ingest allows them for toolchains that import them regardless) but refuse
+/// everything: TCP, UDP and name lookup are off, and the address check admits no address.
+fn wasi_ctx(
+    clock: Duration,
+    max_log_bytes: usize,
+) -> (WasiCtx, MemoryOutputPipe, MemoryOutputPipe) {
+    let stdout = MemoryOutputPipe::new(max_log_bytes);
+    let stderr = MemoryOutputPipe::new(max_log_bytes);
+    let ctx = WasiCtxBuilder::new()
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .wall_clock(FrozenClock(clock))
+        .monotonic_clock(FrozenClock(clock))
+        .secure_random(fixed_random())
+        .insecure_random(fixed_random())
+        .insecure_random_seed(0)
+        .max_random_size(64 << 10)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }))
+        .build();
+    (ctx, stdout, stderr)
+}
+
 impl Sandbox {
     /// A fresh sandbox whose linear memory, summed over the store, may reach `max_memory` bytes.
     pub fn new(config: &RuntimeConfig, max_memory: usize, now_ms: u64) -> Self {
-        let stdout = MemoryOutputPipe::new(config.max_log_bytes);
-        let stderr = MemoryOutputPipe::new(config.max_log_bytes);
-        let clock = Duration::from_millis(now_ms);
-        // No preopened directories, no network, no environment, no arguments, empty stdin.
-        // The sockets interfaces are linked (ingest allows them for toolchains that import
-        // them regardless) but refuse everything: TCP, UDP and name lookup are off, and the
-        // address check admits no address.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .wall_clock(FrozenClock(clock))
-            .monotonic_clock(FrozenClock(clock))
-            .secure_random(fixed_random())
-            .insecure_random(fixed_random())
-            .insecure_random_seed(0)
-            .max_random_size(64 << 10)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(1_000);
         Sandbox {
-            wasi,
+            wasi: None,
+            clock: Duration::from_millis(now_ms),
             table,
             limits: Limiter {
                 memory_bytes: 0,
@@ -153,8 +163,7 @@ impl Sandbox {
             max_log_calls: config.max_log_calls,
             max_log_lines: config.max_log_lines,
             max_log_bytes: config.max_log_bytes,
-            stdout,
-            stderr,
+            stdout: None,
         }
     }
 
@@ -183,10 +192,10 @@ impl Sandbox {
 
     /// Move what the guest wrote to stdout/stderr into the log, within the same bounds.
     pub fn collect_output(&mut self) {
-        for (level, pipe) in [
-            ("stdout", self.stdout.clone()),
-            ("stderr", self.stderr.clone()),
-        ] {
+        let Some((stdout, stderr)) = self.stdout.clone() else {
+            return; // the guest never touched WASI, so it wrote nothing
+        };
+        for (level, pipe) in [("stdout", stdout), ("stderr", stderr)] {
             let bytes = pipe.contents();
             if bytes.is_empty() {
                 continue;
@@ -205,8 +214,15 @@ impl Sandbox {
 
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let (clock, max_log_bytes) = (self.clock, self.max_log_bytes);
+        let pipes = &mut self.stdout;
+        let ctx = self.wasi.get_or_insert_with(|| {
+            let (ctx, stdout, stderr) = wasi_ctx(clock, max_log_bytes);
+            *pipes = Some((stdout, stderr));
+            ctx
+        });
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx,
             table: &mut self.table,
         }
     }
