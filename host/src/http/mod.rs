@@ -50,7 +50,10 @@ impl AppState {
     /// Opens the sled store in `config.data_dir`, loads (or creates) the signing keys, and
     /// applies the clients and users declared in the config.
     pub async fn open(config: Config) -> anyhow::Result<AppState> {
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir)?);
+        let store: Arc<dyn Store> = Arc::new(SledStore::open_with_cache(
+            &config.data_dir,
+            config.store_cache_bytes,
+        )?);
         Self::with_store(config, store).await
     }
 

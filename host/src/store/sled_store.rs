@@ -99,12 +99,22 @@ fn secret_key(token: &str) -> Vec<u8> {
 }
 
 impl SledStore {
+    /// Open with the default page cache (see [`crate::config::Config::store_cache_bytes`]).
     pub fn open(dir: &Path) -> Result<SledStore> {
+        Self::open_with_cache(dir, crate::config::Config::default().store_cache_bytes)
+    }
+
+    /// Open with a page cache of `cache_bytes`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<SledStore> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::internal(format_args!("creating {}: {e}", dir.display())))?;
         // Every acknowledged write is flushed explicitly, so no background flusher thread is needed
         // (which also lets the same process reopen the directory right after closing it).
-        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(None)
+            .open()?;
         let t = |n: &str| db.open_tree(n);
         // Audit counts were kept in this tree before they moved to memory.
         db.drop_tree("audit_counts")?;
