@@ -2,17 +2,20 @@
 -- build the report table. Latencies are wrk's (microseconds), reported in milliseconds.
 local M = {}
 
-function M.done(name, per_op)
+-- `unexpected`, when given, replaces wrk's count of non-2xx answers: a function returning how
+-- many answers had another status than the scenario expects (an attacker's grants are denied).
+function M.done(name, per_op, unexpected)
   return function(summary, latency, requests)
     per_op = per_op or 1
     local secs = summary.duration / 1e6
+    local status = unexpected and unexpected() or summary.errors.status
     local errors = summary.errors.connect + summary.errors.read + summary.errors.write
-      + summary.errors.timeout + summary.errors.status
+      + summary.errors.timeout + status
     io.write(string.format(
       '{"scenario":"%s","requests":%d,"rps":%.1f,"ops_per_s":%.1f,"p50_ms":%.3f,"p99_ms":%.3f,"p999_ms":%.3f,"errors":%d,"bad_status":%d}\n',
       name, summary.requests, summary.requests / secs, summary.requests / secs / per_op,
       latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
-      errors, summary.errors.status))
+      errors, status))
   end
 end
 

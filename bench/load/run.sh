@@ -5,6 +5,7 @@
 #   bench/load/run.sh                 # 15 s per scenario
 #   DURATION=5 bench/load/run.sh      # shorter
 #   bench/load/run.sh --smoke         # 2 s each on the debug build, fails on any error (CI)
+#   ONLY=co-tenant,rpt bench/load/run.sh   # some of: basic grant flow co-tenant rpt peer
 #
 # Needs wrk (Debian `wrk`), node and npm (the peer is installed from npm into a scratch folder),
 # curl and jq. Everything listens on 127.0.0.1 only.
@@ -53,6 +54,12 @@ client_secret = "bench-rs-secret-0123456789"
 [[clients]]
 client_id = "bench-app"
 client_secret = "bench-app-secret-0123456789"
+# The co-tenant scenario's attacker: another resource server, so another resource owner.
+[[clients]]
+client_id = "bench-evil"
+client_secret = "bench-evil-secret-0123456789"
+[runtime]
+max_concurrent_evaluations_per_owner = ${PER_OWNER:-2}
 TOML
 RUST_LOG=warn "$bin" serve --config "$work/uma-host.toml" > "$work/server.log" 2>&1 &
 server=$!; pids+=("$server")
@@ -61,6 +68,7 @@ for _ in $(seq 100); do curl -sf "$AS/healthz" >/dev/null && break; sleep 0.1; d
 kill -0 "$server" 2>/dev/null || { echo "uma-host did not start (port $PORT taken?):" >&2; cat "$work/server.log" >&2; exit 1; }
 trap 'echo "load harness failed at line $LINENO; server log:" >&2; tail -20 "$work/server.log" >&2' ERR
 
+want() { [[ -z ${ONLY:-} || ",$ONLY," == *",$1,"* ]]; }
 rss() { ps -o rss= -p "$1" | awk '{printf "%.0f", $1/1024}'; }
 measure() { # name script [env...]: runs wrk, appends its JSON line plus the server's RSS
   local name=$1 script=$2; shift 2
@@ -82,9 +90,12 @@ TICKET=$(curl -sf -H "Authorization: Bearer $PAT" -H 'Content-Type: application/
 RPT=$(curl -sf -u bench-app:bench-app-secret-0123456789 -d grant_type=urn:ietf:params:oauth:grant-type:uma-ticket \
   -d "ticket=$TICKET" "$AS/token" | jq -r .access_token)
 
+if want basic; then
 PATH_=/.well-known/uma2-configuration measure discovery get.lua
 measure pat token_cc.lua CLIENT_ID=bench-rs CLIENT_SECRET=bench-rs-secret-0123456789 SCOPE=uma_protection
 measure introspection introspect.lua PAT="$PAT" RPT="$RPT"
+fi
+if want grant; then
 # Tickets for (b) and its paced run: collected for longer than both run, so they do not run out.
 DURATION_SAVE=$DURATION; DURATION=$((DURATION * 2 + 2))
 measure collect-tickets collect_tickets.lua PAT="$PAT" RESOURCE_ID="$RID" TICKETS_FILE="$work/tickets"
@@ -97,13 +108,51 @@ peak=$(jq -s 'map(select(.scenario=="uma-grant"))[0] | [.rps, .p50_ms, .requests
 delay=$(jq -n --argjson p "$peak" '[(('"$CONNECTIONS"' * 1000 / ($p[0] / 2)) - $p[1]) | floor, 1] | max')
 measure uma-grant-half-peak uma_grant.lua CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789 \
   TICKETS_FILE="$work/tickets" TICKETS_OFFSET="$(jq -n --argjson p "$peak" '$p[2] + 2 * '"$CONNECTIONS")" DELAY_MS="$delay"
-measure full-flow flow.lua PAT="$PAT" RESOURCE_ID="$RID" CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789
+fi
+want flow && measure full-flow flow.lua PAT="$PAT" RESOURCE_ID="$RID" CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789
+
+# Co-tenant fairness (issue 7): an owner's grants at a fixed rate (CT_CONNECTIONS connections,
+# each waiting CT_DELAY_MS between requests), alone and then while another owner's policy spins
+# until it has burned its whole budget (the server's max_fuel) on every call, driven by
+# CT_ATTACKERS connections. Target: the victim's p99 attacked within 2x of alone.
+if want co-tenant; then
+CT_CONNECTIONS=${CT_CONNECTIONS:-8}; CT_DELAY_MS=${CT_DELAY_MS:-8}; CT_ATTACKERS=${CT_ATTACKERS:-8}
+EVIL=(-u bench-evil:bench-evil-secret-0123456789)
+EVIL_PAT=$(curl -sf "${EVIL[@]}" -d grant_type=client_credentials -d scope=uma_protection "$AS/token" | jq -r .access_token)
+EVIL_RID=$(curl -sf -H "Authorization: Bearer $EVIL_PAT" -H 'Content-Type: application/json' \
+  -d '{"name":"spin","resource_scopes":["view"]}' "$AS/resource_set" | jq -r ._id)
+spin="${CARGO_TARGET_DIR:-$root/target}/plugins/wasm32-wasip2/release/fx_loop.wasm"
+curl -sf -H "Authorization: Bearer $EVIL_PAT" -H 'Content-Type: application/wasm' --data-binary "@$spin" \
+  "$AS/owner/modules/spin?fuel=200000000" >/dev/null # the server's default max_fuel
+EVIL_POLICY=$(curl -sf -H "Authorization: Bearer $EVIL_PAT" -H 'Content-Type: application/json' \
+  -d '{"name":"spin","module":{"library":"owned","name":"spin","version":1},"config":{}}' \
+  "$AS/owner/policies" | jq -r .id)
+curl -sf -X PUT -H "Authorization: Bearer $EVIL_PAT" -H 'Content-Type: application/json' \
+  -d "{\"bindings\":[{\"policy\":\"$EVIL_POLICY\"}]}" "$AS/owner/resources/bench-evil/$EVIL_RID/policy" >/dev/null
+DURATION_SAVE=$DURATION; DURATION=$(( (DURATION + 1) / 2 + 1 ))
+measure collect-tickets collect_tickets.lua PAT="$PAT" RESOURCE_ID="$RID" TICKETS_FILE="$work/tickets-alone"
+measure collect-tickets collect_tickets.lua PAT="$PAT" RESOURCE_ID="$RID" TICKETS_FILE="$work/tickets-attacked"
+measure collect-tickets collect_tickets.lua PAT="$EVIL_PAT" RESOURCE_ID="$EVIL_RID" TICKETS_FILE="$work/tickets-evil"
+DURATION=$DURATION_SAVE
+victim=(uma_grant.lua CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789 DELAY_MS="$CT_DELAY_MS")
+CONNECTIONS=$CT_CONNECTIONS measure co-tenant-alone "${victim[@]}" TICKETS_FILE="$work/tickets-alone"
+DURATION=$((DURATION + 2)) CONNECTIONS=$CT_ATTACKERS measure attacker uma_grant.lua EXPECT_STATUS=403 \
+  CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789 TICKETS_FILE="$work/tickets-evil" &
+attacker=$!
+sleep 1 # the attacker's connections are all busy before the victim starts
+CONNECTIONS=$CT_CONNECTIONS measure co-tenant-attacked "${victim[@]}" TICKETS_FILE="$work/tickets-attacked"
+wait "$attacker"
+fi
 
 # One RPT covering 500 resources, built up and then re-granted REPS times (smoke: 200, 3 times).
+if want rpt; then
 source "$here/rpt500.sh"
 if [[ $SMOKE == 1 ]]; then REPS=3 RESOURCES=200 rpt500; else REPS=${REPS:-1000} rpt500; fi | jq -c --arg rss "$(rss "$server")" '. + {rss_mb: ($rss|tonumber), rps: 0, ops_per_s: 0, p999_ms: 0}' >> "$results"
+fi
 
 # The peer, minutes apart on the same machine.
+peer_cc=1
+if want peer; then
 peer_dir="${PEER_DIR:-$root/target/bench-peer}"
 mkdir -p "$peer_dir"
 cp "$here/peer/package.json" "$here/peer/server.mjs" "$peer_dir/"
@@ -117,10 +166,12 @@ URL="http://127.0.0.1:$PEER_PORT" TARGET_PID=$peer measure peer-client-credentia
 URL="http://127.0.0.1:$PEER_PORT" TARGET_PID=$peer PATH_=/.well-known/openid-configuration measure peer-discovery get.lua
 
 peer_cc=$(jq -s 'map(select(.scenario=="peer-client-credentials"))[0].ops_per_s' "$results")
+fi
 echo
 printf '%-24s %10s %10s %9s %9s %9s %7s %7s %8s\n' scenario req/s ops/s p50_ms p99_ms p999_ms errors rss_mb x_peer_cc
 jq -r --argjson peer "$peer_cc" '[.scenario, .rps, .ops_per_s, .p50_ms, .p99_ms, .p999_ms, .errors, .rss_mb, (.ops_per_s / $peer)] | @tsv' "$results" \
   | awk -F'\t' '{printf "%-24s %10.0f %10.0f %9.2f %9.2f %9.2f %7d %7d %8.2f\n", $1,$2,$3,$4,$5,$6,$7,$8,$9}'
+want co-tenant && jq -rs 'map(select(.scenario|startswith("co-tenant-"))) | "co-tenant p99: alone \(.[0].p99_ms) ms, with the attacker \(.[1].p99_ms) ms (\(.[1].p99_ms / .[0].p99_ms * 100 | round / 100)x; target <= 2x)"' "$results"
 jq -r 'select(.scenario|startswith("rpt-")) | "\(.scenario): \(.requests) grants, each deciding every permission again: p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms; first 10 p50 \(.first10_p50_ms) ms, last 10 p50 \(.last10_p50_ms) ms"' "$results"
 if [[ $SMOKE == 1 ]]; then
   bad=$(jq -s 'map(.errors) | add' "$results")

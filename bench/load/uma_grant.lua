@@ -34,4 +34,17 @@ function request()
     ['Authorization'] = auth,
   }, 'grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Auma-ticket&ticket=' .. t)
 end
-done = c.done(os.getenv('SCENARIO') or 'uma-grant')
+-- Env EXPECT_STATUS: the status every answer must have (403 for an attacker whose policy fails
+-- closed); any other counts as an error. Without it, any non-2xx answer is an error.
+local expect = tonumber(os.getenv('EXPECT_STATUS') or '0')
+unexpected = 0
+if expect > 0 then
+  function response(status)
+    if status ~= expect then unexpected = unexpected + 1 end
+  end
+end
+done = c.done(os.getenv('SCENARIO') or 'uma-grant', 1, expect > 0 and function()
+  local n = 0
+  for _, t in ipairs(threads) do n = n + t:get('unexpected') end
+  return n
+end or nil)
