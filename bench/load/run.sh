@@ -60,6 +60,7 @@ client_id = "bench-evil"
 client_secret = "bench-evil-secret-0123456789"
 [runtime]
 max_concurrent_evaluations_per_owner = ${PER_OWNER:-2}
+${RUNTIME_TOML:-}
 TOML
 RUST_LOG=warn "$bin" serve --config "$work/uma-host.toml" > "$work/server.log" 2>&1 &
 server=$!; pids+=("$server")
@@ -114,9 +115,12 @@ want flow && measure full-flow flow.lua PAT="$PAT" RESOURCE_ID="$RID" CLIENT_ID=
 # Co-tenant fairness (issue 7): an owner's grants at a fixed rate (CT_CONNECTIONS connections,
 # each waiting CT_DELAY_MS between requests), alone and then while another owner's policy spins
 # until it has burned its whole budget (the server's max_fuel) on every call, driven by
-# CT_ATTACKERS connections. Target: the victim's p99 attacked within 2x of alone.
+# CT_ATTACKERS connections each waiting CT_ATTACK_DELAY_MS between requests (~150 requests/s:
+# the attack is the CPU its policy burns, not a flood of requests, which rate limiting is for).
+# Target: the victim's p99 attacked within 2x of alone.
 if want co-tenant; then
 CT_CONNECTIONS=${CT_CONNECTIONS:-8}; CT_DELAY_MS=${CT_DELAY_MS:-8}; CT_ATTACKERS=${CT_ATTACKERS:-8}
+CT_ATTACK_DELAY_MS=${CT_ATTACK_DELAY_MS:-50}
 EVIL=(-u bench-evil:bench-evil-secret-0123456789)
 EVIL_PAT=$(curl -sf "${EVIL[@]}" -d grant_type=client_credentials -d scope=uma_protection "$AS/token" | jq -r .access_token)
 EVIL_RID=$(curl -sf -H "Authorization: Bearer $EVIL_PAT" -H 'Content-Type: application/json' \
@@ -136,7 +140,7 @@ measure collect-tickets collect_tickets.lua PAT="$EVIL_PAT" RESOURCE_ID="$EVIL_R
 DURATION=$DURATION_SAVE
 victim=(uma_grant.lua CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789 DELAY_MS="$CT_DELAY_MS")
 CONNECTIONS=$CT_CONNECTIONS measure co-tenant-alone "${victim[@]}" TICKETS_FILE="$work/tickets-alone"
-DURATION=$((DURATION + 2)) CONNECTIONS=$CT_ATTACKERS measure attacker uma_grant.lua EXPECT_STATUS=403 \
+DURATION=$((DURATION + 2)) CONNECTIONS=$CT_ATTACKERS measure attacker uma_grant.lua EXPECT_STATUS=403 DELAY_MS="$CT_ATTACK_DELAY_MS" \
   CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789 TICKETS_FILE="$work/tickets-evil" &
 attacker=$!
 sleep 1 # the attacker's connections are all busy before the victim starts

@@ -820,6 +820,43 @@ fn loaded_modules_are_bounded_least_recently_used_first() {
     assert_eq!(rt.loaded_count(), 2);
 }
 
+/// A module that runs out of fuel on three evaluations in a row is suspended: the fourth is
+/// refused without running (still a denial, with the reason), for that owner only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_that_keeps_exhausting_its_budget_is_suspended() {
+    let rt = Runtime::new(RuntimeConfig {
+        fuel: 1_000_000,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let spin = rt.ingest(&fixture(fixtures::FX_LOOP)).unwrap();
+    let as_owner = |owner: &str| {
+        let mut x = input(json!({}), vec![]);
+        x.permission.owner = owner.into();
+        x
+    };
+    for _ in 0..3 {
+        let out = rt.evaluate_policy(spin.clone(), as_owner("mallory")).await;
+        assert!(
+            matches!(out.failure, Some(Failure::OutOfFuel { .. })),
+            "{out:?}"
+        );
+    }
+    let out = rt.evaluate_policy(spin.clone(), as_owner("mallory")).await;
+    assert!(
+        matches!(out.failure, Some(Failure::Suspended { seconds: 29 | 30 })),
+        "{out:?}"
+    );
+    assert_eq!(out.usage.fuel_used, 0, "a suspended module does not run");
+    assert!(matches!(&out.decision, Decision::Deny { reason } if reason.starts_with("suspended")));
+    // Another owner who uploaded the same bytes is not affected.
+    let out = rt.evaluate_policy(spin, as_owner("alice")).await;
+    assert!(
+        matches!(out.failure, Some(Failure::OutOfFuel { .. })),
+        "{out:?}"
+    );
+}
+
 /// An owner whose policy spins to its deadline on every call holds at most their own slots:
 /// another owner's evaluation does not wait behind the attacker's queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

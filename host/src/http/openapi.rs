@@ -805,6 +805,7 @@ pub mod runtime {
         Trap { message: String },
         InvalidOutput { message: String },
         Instantiation { message: String },
+        Suspended { seconds: u64 },
     }
 
     /// A line the plugin logged.

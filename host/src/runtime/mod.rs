@@ -12,6 +12,7 @@ mod hardening;
 mod ingest;
 mod limits;
 mod sandbox;
+mod suspension;
 pub mod types;
 mod v0_1;
 
@@ -83,6 +84,7 @@ struct Inner {
     owner_slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     compiles: AtomicUsize,
     evaluations: Arc<tokio::sync::Semaphore>,
+    suspensions: suspension::Suspensions,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -171,6 +173,7 @@ impl Runtime {
                 config,
                 modules: Mutex::new(Loaded::default()),
                 owner_slots: Mutex::new(HashMap::new()),
+                suspensions: Default::default(),
                 compiles: AtomicUsize::new(0),
                 stop_ticker,
             }),
@@ -403,23 +406,49 @@ impl Runtime {
         input: PolicyInput,
         limits: Limits,
     ) -> PolicyOutcome {
-        let owner_slots = self.owner_slots(&input.permission.owner);
+        let owner = input.permission.owner.clone();
+        let suspended = || self.inner.suspensions.check(&owner, &module.digest);
+        if let Some(failure) = suspended() {
+            return failed(failure, Usage::default());
+        }
+        let owner_slots = self.owner_slots(&owner);
         let owner_permit = owner_slots.acquire_owned().await;
+        // Evaluations that queued behind the ones that tripped the suspension do not run.
+        if let Some(failure) = suspended() {
+            return failed(failure, Usage::default());
+        }
         let permit = self.inner.evaluations.clone().acquire_owned().await;
         let runtime = self.clone();
+        let digest = module.digest.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let _permits = (owner_permit, permit);
             runtime.evaluate_policy_limited(&module, &input, limits)
         })
         .await;
-        outcome.unwrap_or_else(|e| {
+        let outcome = outcome.unwrap_or_else(|e| {
             failed(
                 Failure::Trap {
                     message: format!("evaluation task failed: {e}"),
                 },
                 Usage::default(),
             )
-        })
+        });
+        let config = &self.inner.config;
+        if self.inner.suspensions.record(
+            &owner,
+            &digest,
+            outcome.failure.as_ref(),
+            config.suspend_after,
+            config.suspension,
+        ) {
+            tracing::warn!(
+                owner = %owner,
+                module = %digest,
+                seconds = config.suspension.as_secs(),
+                "suspending a module that keeps exhausting its budget"
+            );
+        }
+        outcome
     }
 
     fn owner_slots(&self, owner: &str) -> Arc<tokio::sync::Semaphore> {

@@ -111,6 +111,9 @@ pub enum Failure {
     InvalidOutput { message: String },
     /// The module could not be instantiated.
     Instantiation { message: String },
+    /// Not run: the module exhausted its budget on too many evaluations in a row and is
+    /// paused for this many more seconds.
+    Suspended { seconds: u64 },
 }
 
 impl std::fmt::Display for Failure {
@@ -148,6 +151,10 @@ impl std::fmt::Display for Failure {
             Failure::Trap { message } => write!(f, "trap: {message}"),
             Failure::InvalidOutput { message } => write!(f, "invalid output: {message}"),
             Failure::Instantiation { message } => write!(f, "instantiation failed: {message}"),
+            Failure::Suspended { seconds } => write!(
+                f,
+                "suspended: the plugin ran out of fuel or time on too many evaluations in a row; it runs again in {seconds} s"
+            ),
         }
     }
 }
