@@ -703,8 +703,57 @@ pub struct Evaluation {
     pub verdicts: Vec<PolicyVerdict>,
 }
 
+/// The policies a request's evaluations share, each read and loaded once per request: one
+/// RPT over 500 resources usually names the same policy 500 times.
+#[derive(Default)]
+pub struct Memo {
+    policies: std::sync::Mutex<HashMap<String, Option<Arc<Resolved>>>>,
+}
+
+struct Resolved {
+    policy: PolicyRecord,
+    module: Arc<Module>,
+    limits: Limits,
+}
+
+impl Memo {
+    async fn resolve(
+        &self,
+        state: &AppState,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<Option<Arc<Resolved>>> {
+        if let Some(hit) = self.lock().get(id) {
+            return Ok(hit.clone());
+        }
+        // Two concurrent misses may both load; the second insert is the same answer.
+        let resolved = match state.store.get_policy(owner, id).await? {
+            None => None,
+            Some(policy) => {
+                let (module, limits) = load_module_limited(state, owner, &policy.module).await?;
+                Some(Arc::new(Resolved {
+                    policy,
+                    module,
+                    limits,
+                }))
+            }
+        };
+        self.lock().insert(id.to_owned(), resolved.clone());
+        Ok(resolved)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Arc<Resolved>>>> {
+        self.policies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Run every policy bound to the resource and combine them by the owner's strategy.
 pub async fn evaluate(state: &AppState, q: &Question<'_>) -> Result<Evaluation> {
+    evaluate_with(state, q, &Memo::default()).await
+}
+
+/// [`evaluate`], sharing loaded policies with the request's other evaluations through `memo`.
+pub async fn evaluate_with(state: &AppState, q: &Question<'_>, memo: &Memo) -> Result<Evaluation> {
     let owner = &q.scope.owner;
     let rp = state
         .store
@@ -727,10 +776,15 @@ pub async fn evaluate(state: &AppState, q: &Question<'_>) -> Result<Evaluation> 
         if scopes.is_empty() && !q.requested_scopes.is_empty() {
             continue;
         }
-        let Some(policy) = state.store.get_policy(owner, &binding.policy).await? else {
+        let Some(resolved) = memo.resolve(state, owner, &binding.policy).await? else {
             continue;
         };
-        let (module, limits) = load_module_limited(state, owner, &policy.module).await?;
+        let Resolved {
+            policy,
+            module,
+            limits,
+        } = &*resolved;
+        let (module, limits) = (module.clone(), *limits);
         let input = PolicyInput {
             permission: runtime::Permission {
                 resource_id: q.resource_id.to_string(),
@@ -782,14 +836,35 @@ pub async fn evaluate(state: &AppState, q: &Question<'_>) -> Result<Evaluation> 
     })
 }
 
-/// Record a real evaluation in the owner's audit log.
-pub async fn audit(
+/// Record a request's evaluations in the owner's audit log, in order, with one store write.
+pub async fn audit_all(
     state: &AppState,
+    decided: &[(&Question<'_>, &Evaluation)],
+    requesting_party: Option<String>,
+) -> Result<()> {
+    let Some((first, _)) = decided.first() else {
+        return Ok(());
+    };
+    let entries = decided
+        .iter()
+        .map(|(q, evaluation)| audit_entry(q, requesting_party.clone(), evaluation))
+        .collect();
+    state
+        .store
+        .append_audits(
+            &first.scope.owner,
+            entries,
+            state.config.policy.audit_entries_per_owner,
+        )
+        .await
+}
+
+fn audit_entry(
     q: &Question<'_>,
     requesting_party: Option<String>,
     evaluation: &Evaluation,
-) -> Result<u64> {
-    let entry = AuditEntry {
+) -> AuditEntry {
+    AuditEntry {
         seq: 0,
         at: q.now_ms / 1000,
         resource_server: q.scope.resource_server.clone(),
@@ -800,7 +875,17 @@ pub async fn audit(
         granted_scopes: evaluation.combined.granted().to_vec(),
         outcome: evaluation.combined.label().to_string(),
         policies: evaluation.verdicts.clone(),
-    };
+    }
+}
+
+/// Record a real evaluation in the owner's audit log.
+pub async fn audit(
+    state: &AppState,
+    q: &Question<'_>,
+    requesting_party: Option<String>,
+    evaluation: &Evaluation,
+) -> Result<u64> {
+    let entry = audit_entry(q, requesting_party, evaluation);
     state
         .store
         .append_audit(

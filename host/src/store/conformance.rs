@@ -301,3 +301,32 @@ pub async fn audit_retention_is_exact_per_owner(store: Arc<dyn Store>) {
     assert_eq!(bobs.len(), 1);
     assert_eq!(bobs[0].resource_id, "bob-1");
 }
+
+/// Appending a request's entries together keeps their order, gives each its own increasing
+/// `seq`, mixes correctly with single appends, and trims to `keep` like one-by-one appends.
+pub async fn audit_batches_keep_order_and_retention(store: Arc<dyn Store>) {
+    let alice = Owner::User("alice".into());
+    let keep = 6;
+    store
+        .append_audit(&alice, audit_entry("single"), keep)
+        .await
+        .unwrap();
+    let batch: Vec<_> = (0..4).map(|i| audit_entry(&format!("b{i}"))).collect();
+    store.append_audits(&alice, batch, keep).await.unwrap();
+    store.append_audits(&alice, vec![], keep).await.unwrap();
+    let all = policy::AuditQuery {
+        limit: Some(500),
+        ..Default::default()
+    };
+    let entries = store.query_audit(&alice, &all).await.unwrap();
+    let ids: Vec<&str> = entries.iter().map(|e| e.resource_id.as_str()).collect();
+    assert_eq!(ids, ["single", "b0", "b1", "b2", "b3"]);
+    assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
+
+    // A batch larger than what is kept leaves only its newest entries.
+    let batch: Vec<_> = (0..10).map(|i| audit_entry(&format!("c{i}"))).collect();
+    store.append_audits(&alice, batch, keep).await.unwrap();
+    let entries = store.query_audit(&alice, &all).await.unwrap();
+    let ids: Vec<&str> = entries.iter().map(|e| e.resource_id.as_str()).collect();
+    assert_eq!(ids, ["c4", "c5", "c6", "c7", "c8", "c9"]);
+}

@@ -238,5 +238,19 @@ pub trait PolicyStore: Send + Sync {
     /// Appends an entry (its `seq` is assigned here) and drops the oldest entries beyond
     /// `keep` for that owner.
     async fn append_audit(&self, owner: &Owner, entry: AuditEntry, keep: usize) -> Result<u64>;
+    /// Appends several entries in order, as [`append_audit`](Self::append_audit) would one by
+    /// one; a backend may write them together (one grant decides up to hundreds of
+    /// permissions).
+    async fn append_audits(
+        &self,
+        owner: &Owner,
+        entries: Vec<AuditEntry>,
+        keep: usize,
+    ) -> Result<()> {
+        for entry in entries {
+            self.append_audit(owner, entry, keep).await?;
+        }
+        Ok(())
+    }
     async fn query_audit(&self, owner: &Owner, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
 }

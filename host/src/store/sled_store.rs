@@ -457,6 +457,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn audit_batches_keep_order_and_retention() {
+        let (_d, s) = open();
+        conformance::audit_batches_keep_order_and_retention(s).await;
+    }
+
+    #[tokio::test]
     async fn audit_retention_after_reopening_counts_what_is_stored() {
         let dir = tempfile::tempdir().unwrap();
         let alice = Owner::User("alice".into());

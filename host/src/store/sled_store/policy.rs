@@ -359,11 +359,28 @@ impl PolicyStore for SledStore {
     /// the insert and the trimming of the oldest entries happen under one lock so the count
     /// stays exact.
     async fn append_audit(&self, owner: &Owner, mut entry: AuditEntry, keep: usize) -> Result<u64> {
-        let audit = self.tree("audit")?;
         let seq = self.db.generate_id()?;
         entry.seq = seq;
+        self.append_audits(owner, vec![entry], keep).await?;
+        Ok(seq)
+    }
+
+    /// The entries go in as one sled batch (atomic, in order) and the oldest are trimmed once.
+    async fn append_audits(
+        &self,
+        owner: &Owner,
+        mut entries: Vec<AuditEntry>,
+        keep: usize,
+    ) -> Result<()> {
+        let audit = self.tree("audit")?;
         let okey = owner_prefix(owner);
-        let value = enc(&entry)?;
+        let mut batch = sled::Batch::default();
+        for entry in &mut entries {
+            if entry.seq == 0 {
+                entry.seq = self.db.generate_id()?;
+            }
+            batch.insert(audit_key(owner, entry.seq), enc(&*entry)?);
+        }
         {
             let mut counts = self.audit_counts.lock().unwrap_or_else(|p| p.into_inner());
             let count = match counts.get_mut(&okey) {
@@ -373,8 +390,8 @@ impl PolicyStore for SledStore {
                     counts.entry(okey.clone()).or_insert(n)
                 }
             };
-            audit.insert(audit_key(owner, seq), value)?;
-            *count += 1;
+            audit.apply_batch(batch)?;
+            *count += entries.len();
             // Bounded retention: the owner's oldest entries go first.
             if *count > keep {
                 let old: Vec<_> = audit
@@ -389,8 +406,7 @@ impl PolicyStore for SledStore {
                 }
             }
         }
-        self.flush().await?;
-        Ok(seq)
+        self.flush().await
     }
 
     async fn query_audit(&self, owner: &Owner, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
