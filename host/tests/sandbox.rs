@@ -298,6 +298,23 @@ fn validate_config_rejects_with_the_modules_own_message() {
     );
 }
 
+/// A claims plugin runs under its module's own limits (an upload's `?fuel=`), like a policy.
+#[test]
+fn claims_plugins_run_under_their_modules_limits() {
+    let rt = runtime();
+    let m = builtin("terms-purpose");
+    let defaults = rt.config().default_limits();
+    let (ok, used) = rt.call_claims_limited(&m, &ClaimsCall::TokenFormats, NOW_MS, defaults);
+    assert!(ok.is_ok(), "{ok:?}");
+    assert!(used.fuel_used > 0);
+    let tight = Limits {
+        fuel: used.fuel_used / 2,
+        ..defaults
+    };
+    let (out, _) = rt.call_claims_limited(&m, &ClaimsCall::TokenFormats, NOW_MS, tight);
+    assert_eq!(out.unwrap_err(), Failure::OutOfFuel { fuel: tight.fuel });
+}
+
 #[test]
 fn claims_plugin_walks_two_steps() {
     let rt = runtime();

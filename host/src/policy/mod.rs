@@ -631,7 +631,7 @@ pub async fn verify_with_plugins(
         .await
         .map_err(|e| e.to_string())?;
     for binding in plugins {
-        let module = load_module(state, &scope.owner, &binding.module)
+        let (module, limits) = load_module_limited(state, &scope.owner, &binding.module)
             .await
             .map_err(|e| e.to_string())?;
         let context = ServerContext {
@@ -649,14 +649,25 @@ pub async fn verify_with_plugins(
                 context,
             },
         ];
-        let answers = tokio::task::spawn_blocking(move || {
+        let (answers, usages) = tokio::task::spawn_blocking(move || {
             let now = now_ms();
-            let formats = runtime.call_claims_blocking(&module, &calls[0], now).0;
+            let (formats, used) = runtime.call_claims_limited(&module, &calls[0], now, limits);
             let handles = matches!(&formats, Ok(runtime::ClaimsAnswer::TokenFormats(f)) if f.iter().any(|f| f == calls[1].format()));
-            handles.then(|| runtime.call_claims_blocking(&module, &calls[1], now).0)
+            let mut usages = vec![(used, formats.is_err())];
+            let verified = handles.then(|| {
+                let (answer, used) = runtime.call_claims_limited(&module, &calls[1], now, limits);
+                usages.push((used, answer.is_err()));
+                answer
+            });
+            (verified, usages)
         })
         .await
         .map_err(|e| e.to_string())?;
+        for (usage, failed) in &usages {
+            state
+                .usage
+                .record(&scope.owner, &binding.module, usage, *failed);
+        }
         match answers {
             None => continue,
             Some(Ok(runtime::ClaimsAnswer::Verified(Ok(claims)))) => {

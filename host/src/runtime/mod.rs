@@ -522,6 +522,19 @@ impl Runtime {
         call: &ClaimsCall,
         now_ms: u64,
     ) -> (Result<ClaimsAnswer, Failure>, Usage) {
+        let limits = self.inner.config.default_limits();
+        self.call_claims_limited(module, call, now_ms, limits)
+    }
+
+    /// Call a claims plugin under a module's own [`Limits`] (checked against the global
+    /// maxima when the module was uploaded). Blocking.
+    pub fn call_claims_limited(
+        &self,
+        module: &Module,
+        call: &ClaimsCall,
+        now_ms: u64,
+        limits: Limits,
+    ) -> (Result<ClaimsAnswer, Failure>, Usage) {
         let Pre::Claims(pre) = &module.pre else {
             return (
                 Err(Failure::Instantiation {
@@ -531,7 +544,6 @@ impl Runtime {
             );
         };
         let max_output = self.inner.config.max_output_bytes;
-        let limits = self.inner.config.default_limits();
         let too_large = |bytes: usize| {
             (bytes > max_output).then_some(Failure::OutputTooLarge {
                 bytes,

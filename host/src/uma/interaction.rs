@@ -260,7 +260,8 @@ async fn advance(
     let plugins = plugins(state, &session).await?;
     let st = session.state.clone();
     while let Some(binding) = plugins.get(session.plugin) {
-        let module = policy::load_module(state, &session.ticket.owner, &binding.module).await?;
+        let owner = &session.ticket.owner;
+        let (module, limits) = policy::load_module_limited(state, owner, &binding.module).await?;
         let input = InteractionInput {
             context: ServerContext {
                 now_ms: policy::now_ms(),
@@ -280,10 +281,14 @@ async fn advance(
         };
         let runtime = state.runtime.clone();
         let now = policy::now_ms();
-        let (answer, _usage) =
-            tokio::task::spawn_blocking(move || runtime.call_claims_blocking(&module, &call, now))
-                .await
-                .map_err(crate::error::Error::internal)?;
+        let (answer, usage) = tokio::task::spawn_blocking(move || {
+            runtime.call_claims_limited(&module, &call, now, limits)
+        })
+        .await
+        .map_err(crate::error::Error::internal)?;
+        state
+            .usage
+            .record(owner, &binding.module, &usage, answer.is_err());
         let step = match answer {
             Ok(ClaimsAnswer::Step(step)) => step,
             Ok(_) => Step::Fail {
