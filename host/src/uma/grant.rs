@@ -380,11 +380,13 @@ pub async fn redeem(state: &AppState, req: &ClientRequest) -> Result<TokenRespon
     let mut evaluations = evaluations.into_iter();
     let mut decided: Vec<(String, Combined)> = Vec::new();
     for a in &asked {
-        let combined = match evaluations.next() {
-            None => Combined::Permit {
+        let combined = match (owner_asks, evaluations.next()) {
+            (true, _) => Combined::Permit {
                 scopes: a.scopes.clone(),
             },
-            Some(evaluation) => {
+            // One evaluation per permission by construction; never grant without one.
+            (false, None) => return Err(Error::internal("a permission was not evaluated")),
+            (false, Some(evaluation)) => {
                 let pre_granted: Vec<String> = approved
                     .iter()
                     .filter(|p| p.resource_id == a.resource_id)
