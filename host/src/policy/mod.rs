@@ -847,7 +847,8 @@ pub async fn evaluate_with(state: &AppState, q: &Question<'_>, memo: &Memo) -> R
     })
 }
 
-/// Record a request's evaluations in the owner's audit log, in order, with one store write.
+/// Record a request's evaluations in the owner's audit log, in order, appended together (one
+/// retention trim, one flush).
 pub async fn audit_all(
     state: &AppState,
     decided: &[(&Question<'_>, &Evaluation)],
@@ -887,22 +888,4 @@ fn audit_entry(
         outcome: evaluation.combined.label().to_string(),
         policies: evaluation.verdicts.clone(),
     }
-}
-
-/// Record a real evaluation in the owner's audit log.
-pub async fn audit(
-    state: &AppState,
-    q: &Question<'_>,
-    requesting_party: Option<String>,
-    evaluation: &Evaluation,
-) -> Result<u64> {
-    let entry = audit_entry(q, requesting_party, evaluation);
-    state
-        .store
-        .append_audit(
-            &q.scope.owner,
-            entry,
-            state.config.policy.audit_entries_per_owner,
-        )
-        .await
 }

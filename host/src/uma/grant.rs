@@ -346,8 +346,8 @@ pub async fn redeem(state: &AppState, req: &ClientRequest) -> Result<TokenRespon
     // Decide each permission. The owner asking for their own resources needs no policy.
     // Otherwise every permission's policies run, several permissions at a time (the runtime's
     // per-owner slots bound how many evaluations really run at once; the others meanwhile read
-    // the store), sharing the policies they load, and the decisions go into the audit log in
-    // one write: an RPT over 500 resources is 500 decisions.
+    // the store), sharing the policies they load, and the decisions go into the audit log
+    // together: an RPT over 500 resources is 500 decisions.
     let owner_asks = is_owner(&scope.owner, &claims);
     let now_ms = policy::now_ms();
     let questions: Vec<Question> = if owner_asks {
