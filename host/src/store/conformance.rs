@@ -307,7 +307,8 @@ pub async fn audit_retention_is_exact_per_owner(store: Arc<dyn Store>) {
 pub async fn audit_batches_keep_order_and_retention(store: Arc<dyn Store>) {
     let alice = Owner::User("alice".into());
     let keep = 6;
-    store
+    // On a fresh store: the seq returned is the one stored, even the very first one.
+    let single = store
         .append_audit(&alice, audit_entry("single"), keep)
         .await
         .unwrap();
@@ -321,6 +322,7 @@ pub async fn audit_batches_keep_order_and_retention(store: Arc<dyn Store>) {
     let entries = store.query_audit(&alice, &all).await.unwrap();
     let ids: Vec<&str> = entries.iter().map(|e| e.resource_id.as_str()).collect();
     assert_eq!(ids, ["single", "b0", "b1", "b2", "b3"]);
+    assert_eq!(entries[0].seq, single);
     assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
 
     // A batch larger than what is kept leaves only its newest entries.

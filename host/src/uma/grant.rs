@@ -367,6 +367,8 @@ pub async fn redeem(state: &AppState, req: &ClientRequest) -> Result<TokenRespon
             .collect()
     };
     let memo = policy::Memo::default();
+    // Built first, not by a lazy `map` inside the stream: with the closure in the stream's
+    // type the handler's future fails the compiler's higher-ranked `Send` check.
     let mut pending = Vec::with_capacity(questions.len());
     for q in &questions {
         pending.push(policy::evaluate_with(state, q, &memo));

@@ -353,35 +353,70 @@ impl PolicyStore for SledStore {
             .await
     }
 
-    /// One plain insert, no transaction: sled transactions take a store-wide lock, and the
-    /// audit append of every grant waiting on it was the largest store cost of the UMA grant.
-    /// Retention is counted in memory (recounted from the tree after a restart); the count,
-    /// the insert and the trimming of the oldest entries happen under one lock so the count
-    /// stays exact.
-    async fn append_audit(&self, owner: &Owner, mut entry: AuditEntry, keep: usize) -> Result<u64> {
-        let seq = self.db.generate_id()?;
-        entry.seq = seq;
-        self.append_audits(owner, vec![entry], keep).await?;
-        Ok(seq)
+    /// No transaction (sled's take a store-wide lock, which made the audit append the largest
+    /// store cost of the UMA grant): see [`SledStore::insert_audits`].
+    async fn append_audit(&self, owner: &Owner, entry: AuditEntry, keep: usize) -> Result<u64> {
+        let mut seqs = self.insert_audits(owner, vec![entry], keep)?;
+        self.flush().await?;
+        Ok(seqs.pop().unwrap_or_default())
     }
 
-    /// Plain inserts in order, then the oldest trimmed once. Not a `sled::Batch`: applying a
-    /// batch takes sled's store-wide write lock like a transaction does, which halved the
-    /// grant's throughput when every grant's audit went through it. The entries are each
-    /// complete, and none is acknowledged before the flush at the end.
     async fn append_audits(
+        &self,
+        owner: &Owner,
+        entries: Vec<AuditEntry>,
+        keep: usize,
+    ) -> Result<()> {
+        self.insert_audits(owner, entries, keep)?;
+        self.flush().await
+    }
+
+    async fn query_audit(&self, owner: &Owner, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let audit = self.tree("audit")?;
+        let start = audit_key(owner, q.after.map_or(0, |a| a.saturating_add(1)));
+        let mut end = owner_prefix(owner);
+        end.extend_from_slice(&[0xff; 8]);
+        let limit = q.limit.unwrap_or(50).clamp(1, 500);
+        let mut out = Vec::new();
+        for kv in audit.range(start..=end) {
+            let entry: AuditEntry = dec(&kv?.1)?;
+            let keep = q
+                .resource_id
+                .as_ref()
+                .is_none_or(|r| &entry.resource_id == r)
+                && q.client_id.as_ref().is_none_or(|c| &entry.client_id == c)
+                && q.outcome.as_ref().is_none_or(|o| &entry.outcome == o)
+                && q.since.is_none_or(|s| entry.at >= s)
+                && q.until.is_none_or(|u| entry.at <= u);
+            if keep {
+                out.push(entry);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SledStore {
+    /// Insert a request's audit entries in order, each with a fresh `seq` (returned), then trim
+    /// the owner's oldest beyond `keep`; the caller flushes. Plain inserts, not a
+    /// `sled::Batch`: applying a batch takes sled's store-wide write lock like a transaction
+    /// does, which halved the grant's throughput when every grant's audit went through it.
+    /// Retention is counted in memory (recounted from the tree after a restart); the count,
+    /// the inserts and the trimming happen under one lock so the count stays exact.
+    fn insert_audits(
         &self,
         owner: &Owner,
         mut entries: Vec<AuditEntry>,
         keep: usize,
-    ) -> Result<()> {
+    ) -> Result<Vec<u64>> {
         let audit = self.tree("audit")?;
         let okey = owner_prefix(owner);
         let mut encoded = Vec::with_capacity(entries.len());
         for entry in &mut entries {
-            if entry.seq == 0 {
-                entry.seq = self.db.generate_id()?;
-            }
+            entry.seq = self.db.generate_id()?;
             encoded.push((audit_key(owner, entry.seq), enc(&*entry)?));
         }
         {
@@ -411,33 +446,6 @@ impl PolicyStore for SledStore {
                 }
             }
         }
-        self.flush().await
-    }
-
-    async fn query_audit(&self, owner: &Owner, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let audit = self.tree("audit")?;
-        let start = audit_key(owner, q.after.map_or(0, |a| a.saturating_add(1)));
-        let mut end = owner_prefix(owner);
-        end.extend_from_slice(&[0xff; 8]);
-        let limit = q.limit.unwrap_or(50).clamp(1, 500);
-        let mut out = Vec::new();
-        for kv in audit.range(start..=end) {
-            let entry: AuditEntry = dec(&kv?.1)?;
-            let keep = q
-                .resource_id
-                .as_ref()
-                .is_none_or(|r| &entry.resource_id == r)
-                && q.client_id.as_ref().is_none_or(|c| &entry.client_id == c)
-                && q.outcome.as_ref().is_none_or(|o| &entry.outcome == o)
-                && q.since.is_none_or(|s| entry.at >= s)
-                && q.until.is_none_or(|u| entry.at <= u);
-            if keep {
-                out.push(entry);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        Ok(entries.iter().map(|e| e.seq).collect())
     }
 }
