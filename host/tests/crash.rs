@@ -10,57 +10,22 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod common;
+
+use common::{free_port, start};
 use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_uma-host");
 const RS: (&str, &str) = ("crash-rs", "crash-rs-secret-0123456789");
 const C1: (&str, &str) = ("crash-client", "crash-client-secret-012345");
 const UMA: &str = "urn:ietf:params:oauth:grant-type:uma-ticket";
 const WORKERS: usize = 3;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(config: &Path, data: &Path, port: u16) -> Child {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn uma-host");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz"))
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return child;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("uma-host exited during startup after a crash: {status}");
-        }
-        // (Polled with `try_wait` above; killed and reaped below on timeout.)
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("uma-host did not come up");
-}
 
 /// What a resource must look like after a restart.
 #[derive(Debug, Clone, Default)]
@@ -609,8 +574,7 @@ fn crash_cycles(cycles: usize) {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(rng.random_range(50..600)));
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
+        child.kill();
         stop.store(true, Ordering::Relaxed);
         for w in workers {
             w.join().expect("worker");
@@ -647,8 +611,7 @@ fn crash_cycles(cycles: usize) {
         "crash harness: {cycles} SIGKILL cycles, {acked} acknowledged writes, {checked} checks, 0 lost"
     );
     assert!(acked > cycles, "the load did too little: {acked} writes");
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
 }
 
 #[test]

@@ -38,6 +38,13 @@ impl Server {
     pub fn id(&self) -> u32 {
         self.0.as_ref().map_or(0, Child::id)
     }
+
+    /// SIGKILL, as a crash would, and reap the process.
+    pub fn kill(mut self) {
+        let mut child = self.0.take().expect("running");
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+    }
 }
 
 impl Drop for Server {
@@ -74,6 +81,9 @@ pub fn start_timed(config: &Path, data: &Path, port: u16) -> (Server, Duration) 
             .is_ok_and(|r| r.status().is_success())
         {
             return (Server(Some(child)), started.elapsed());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("uma-host exited during startup: {status}");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
