@@ -596,6 +596,18 @@ pub fn www_authenticate(r: &reqwest::Response) -> String {
 }
 
 /// Status and parsed JSON body (Null when empty or not JSON).
+/// `method path` with `token` as the bearer (a PAT or an owner token): status and JSON body.
+/// The free-function form of [`TestServer::pat_call`] the suites call as `call(&s, …)`.
+pub async fn call(
+    s: &TestServer,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    s.pat_call(method, path, token, body).await
+}
+
 pub async fn status_json(r: reqwest::Response) -> (StatusCode, Value) {
     let s = r.status();
     let t = r.text().await.unwrap();

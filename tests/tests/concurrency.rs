@@ -12,20 +12,6 @@ use uma_integration_tests::*;
 
 const UMA: &str = "urn:ietf:params:oauth:grant-type:uma-ticket";
 
-async fn call(
-    s: &TestServer,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut r = s.http.request(method, s.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    status_json(r.send().await.unwrap()).await
-}
-
 async fn ticket(s: &TestServer, pat: &str, rid: &str) -> String {
     let (st, v) = status_json(
         s.permission(

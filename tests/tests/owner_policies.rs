@@ -27,20 +27,6 @@ async fn upload(s: &TestServer, token: &str, name: &str, bytes: &[u8]) -> (Statu
     status_json(r).await
 }
 
-async fn call(
-    s: &TestServer,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = s.http.request(method, s.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    status_json(req.send().await.unwrap()).await
-}
-
 async fn post(s: &TestServer, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
     call(s, token, reqwest::Method::POST, path, Some(body)).await
 }

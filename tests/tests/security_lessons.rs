@@ -42,20 +42,6 @@ async fn start(idp: &TestIdp) -> TestServer {
     .await
 }
 
-async fn call(
-    s: &TestServer,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut r = s.http.request(method, s.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    status_json(r.send().await.unwrap()).await
-}
-
 /// Binds policies made from built-ins to resource `rid` of the owner.
 async fn bind(s: &TestServer, owner: &str, rid: &str, policies: &[(&str, Value)]) {
     let mut bindings = Vec::new();
