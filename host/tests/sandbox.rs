@@ -925,3 +925,79 @@ async fn one_owners_spinning_policy_does_not_queue_other_owners() {
         assert!(o.failure.is_some(), "the spinning policy fails closed");
     }
 }
+
+/// A request's evaluations handed over together come back in their order, across hand-off
+/// runs and owners, each decided on its own input, and a module suspended midway is refused for
+/// the rest of the batch without running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_evaluations_answer_in_order_and_stop_at_a_suspension() {
+    let rt = Runtime::new(RuntimeConfig {
+        fuel: 1_000_000,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let allow = rt
+        .ingest(plugins::builtin("allow-list").unwrap().bytes)
+        .unwrap();
+    let limits = RuntimeConfig {
+        fuel: 1_000_000,
+        ..RuntimeConfig::default()
+    }
+    .default_limits();
+    let config = json!({"emails": ["doctor@clinic.example"], "scopes": ["view"]});
+    // 3 hand-off runs' worth, alternating a listed and an unlisted subject, two owners.
+    let n = 2 * EVALUATIONS_PER_HANDOFF + 7;
+    let jobs = (0..n)
+        .map(|i| {
+            let email = if i % 3 == 0 {
+                "doctor@clinic.example"
+            } else {
+                "stranger@example.org"
+            };
+            let mut x = input(
+                config.clone(),
+                vec![claim("email", json!(email), verified("https://idp"))],
+            );
+            x.permission.resource_id = format!("r{i}");
+            x.permission.owner = if i < n / 2 { "alice" } else { "bob" }.into();
+            PolicyJob {
+                module: allow.clone(),
+                input: x,
+                limits,
+            }
+        })
+        .collect();
+    let outcomes = rt.evaluate_policies_with(jobs).await;
+    assert_eq!(outcomes.len(), n);
+    for (i, out) in outcomes.iter().enumerate() {
+        assert!(out.failure.is_none(), "{i}: {out:?}");
+        if i % 3 == 0 {
+            assert_eq!(out.decision, permit(&["view"]), "{i}");
+        } else {
+            assert!(matches!(out.decision, Decision::Deny { .. }), "{i}: {out:?}");
+        }
+    }
+
+    let spin = rt.ingest(&fixture(fixtures::FX_LOOP)).unwrap();
+    let jobs = (0..6)
+        .map(|_| PolicyJob {
+            module: spin.clone(),
+            input: input(json!({}), vec![]),
+            limits,
+        })
+        .collect();
+    let outcomes = rt.evaluate_policies_with(jobs).await;
+    for out in &outcomes[..3] {
+        assert!(
+            matches!(out.failure, Some(Failure::OutOfFuel { .. })),
+            "{out:?}"
+        );
+    }
+    for out in &outcomes[3..] {
+        assert!(
+            matches!(out.failure, Some(Failure::Suspended { .. })),
+            "{out:?}"
+        );
+        assert_eq!(out.usage.fuel_used, 0, "a suspended module does not run");
+    }
+}

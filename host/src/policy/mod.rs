@@ -714,137 +714,163 @@ pub struct Evaluation {
     pub verdicts: Vec<PolicyVerdict>,
 }
 
-/// The policies a request's evaluations share, each read and loaded once per request: one
-/// RPT over 500 resources usually names the same policy 500 times.
+/// The policies a request's evaluations share, each read and loaded once per request.
 #[derive(Default)]
-pub struct Memo {
-    policies: std::sync::Mutex<HashMap<String, Option<Arc<Resolved>>>>,
+struct Memo {
+    policies: HashMap<String, Option<Arc<Resolved>>>,
 }
 
 struct Resolved {
     policy: PolicyRecord,
+    /// The policy's configuration as the module receives it, serialized once.
+    config: String,
     module: Arc<Module>,
     limits: Limits,
 }
 
 impl Memo {
     async fn resolve(
-        &self,
+        &mut self,
         state: &AppState,
         owner: &Owner,
         id: &str,
     ) -> Result<Option<Arc<Resolved>>> {
-        if let Some(hit) = self.lock().get(id) {
+        if let Some(hit) = self.policies.get(id) {
             return Ok(hit.clone());
         }
-        // Two concurrent misses may both load; the second insert is the same answer.
         let resolved = match state.store.get_policy(owner, id).await? {
             None => None,
             Some(policy) => {
                 let (module, limits) = load_module_limited(state, owner, &policy.module).await?;
                 Some(Arc::new(Resolved {
+                    config: policy.config.to_string(),
                     policy,
                     module,
                     limits,
                 }))
             }
         };
-        self.lock().insert(id.to_owned(), resolved.clone());
+        self.policies.insert(id.to_owned(), resolved.clone());
         Ok(resolved)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Arc<Resolved>>>> {
-        self.policies.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Run every policy bound to the resource and combine them by the owner's strategy.
 pub async fn evaluate(state: &AppState, q: &Question<'_>) -> Result<Evaluation> {
-    evaluate_with(state, q, &Memo::default()).await
+    let mut all = evaluate_all(state, std::slice::from_ref(q)).await?;
+    all.pop()
+        .ok_or_else(|| Error::internal("a permission was not evaluated"))
 }
 
-/// [`evaluate`], sharing loaded policies with the request's other evaluations through `memo`.
-pub async fn evaluate_with(state: &AppState, q: &Question<'_>, memo: &Memo) -> Result<Evaluation> {
-    let owner = &q.scope.owner;
-    let rp = state
-        .store
-        .get_resource_policy(q.scope, q.resource_id)
-        .await?
-        .unwrap_or_default();
-    let context = ServerContext {
-        now_ms: q.now_ms,
-        client_id: q.client_id.to_string(),
-        issuer: state.config.issuer.clone(),
-    };
-    let mut verdicts = Vec::new();
-    for binding in &rp.bindings {
-        let scopes: Vec<String> = q
-            .requested_scopes
-            .iter()
-            .filter(|s| binding.scopes.as_ref().is_none_or(|b| b.contains(s)))
-            .cloned()
-            .collect();
-        if scopes.is_empty() && !q.requested_scopes.is_empty() {
-            continue;
+/// The policies one question runs: each with the scopes it is asked about.
+struct Plan {
+    strategy: Strategy,
+    runs: Vec<(Arc<Resolved>, Vec<String>)>,
+}
+
+/// [`evaluate`] for every question of one request, answering in their order. The bindings
+/// are read first and each bound policy loaded once (one RPT over 500 resources usually names
+/// the same policy 500 times); then all evaluations go to the runtime together, which hands
+/// them to the blocking pool in runs instead of one thread hand-off each.
+pub async fn evaluate_all(state: &AppState, questions: &[Question<'_>]) -> Result<Vec<Evaluation>> {
+    let mut memo = Memo::default();
+    let mut plans = Vec::with_capacity(questions.len());
+    let mut jobs = Vec::with_capacity(questions.len());
+    for q in questions {
+        let owner = &q.scope.owner;
+        let rp = state
+            .store
+            .get_resource_policy(q.scope, q.resource_id)
+            .await?
+            .unwrap_or_default();
+        let context = ServerContext {
+            now_ms: q.now_ms,
+            client_id: q.client_id.to_string(),
+            issuer: state.config.issuer.clone(),
+        };
+        let mut runs = Vec::new();
+        for binding in &rp.bindings {
+            let scopes: Vec<String> = q
+                .requested_scopes
+                .iter()
+                .filter(|s| binding.scopes.as_ref().is_none_or(|b| b.contains(s)))
+                .cloned()
+                .collect();
+            if scopes.is_empty() && !q.requested_scopes.is_empty() {
+                continue;
+            }
+            let Some(resolved) = memo.resolve(state, owner, &binding.policy).await? else {
+                continue;
+            };
+            jobs.push(runtime::PolicyJob {
+                module: resolved.module.clone(),
+                input: PolicyInput {
+                    permission: runtime::Permission {
+                        resource_id: q.resource_id.to_string(),
+                        owner: owner.to_string(),
+                        resource_server: q.scope.resource_server.clone(),
+                        resource_type: q.resource.resource_type.clone(),
+                        resource_name: q.resource.name.clone(),
+                        registered_scopes: q.resource.resource_scopes.clone(),
+                        requested_scopes: scopes.clone(),
+                    },
+                    context: context.clone(),
+                    claims: q.claims.clone(),
+                    config: resolved.config.clone(),
+                },
+                limits: resolved.limits,
+            });
+            runs.push((resolved, scopes));
         }
-        let Some(resolved) = memo.resolve(state, owner, &binding.policy).await? else {
-            continue;
-        };
-        let Resolved {
-            policy,
-            module,
-            limits,
-        } = &*resolved;
-        let (module, limits) = (module.clone(), *limits);
-        let input = PolicyInput {
-            permission: runtime::Permission {
-                resource_id: q.resource_id.to_string(),
-                owner: owner.to_string(),
-                resource_server: q.scope.resource_server.clone(),
-                resource_type: q.resource.resource_type.clone(),
-                resource_name: q.resource.name.clone(),
-                registered_scopes: q.resource.resource_scopes.clone(),
-                requested_scopes: scopes.clone(),
-            },
-            context: context.clone(),
-            claims: q.claims.clone(),
-            config: policy.config.to_string(),
-        };
-        let outcome = state
-            .runtime
-            .evaluate_policy_with(module, input, limits)
-            .await;
-        state.usage.record(
-            owner,
-            &policy.module,
-            &outcome.usage,
-            outcome.failure.is_some(),
-        );
-        verdicts.push(PolicyVerdict {
-            policy: policy.id.clone(),
-            policy_name: policy.name.clone(),
-            module: policy.module.to_string(),
-            scopes,
-            decision: outcome.decision,
-            failure: outcome.failure,
-            fuel_used: outcome.usage.fuel_used,
-            elapsed_us: outcome.usage.elapsed.as_micros() as u64,
-            logs: outcome.usage.logs,
+        plans.push(Plan {
+            strategy: rp.strategy,
+            runs,
         });
     }
-    let votes: Vec<Vote> = verdicts
-        .iter()
-        .map(|v| Vote {
-            scopes: &v.scopes,
-            decision: &v.decision,
-        })
-        .collect();
-    let combined = strategy::combine(rp.strategy, &q.requested_scopes, &votes);
-    Ok(Evaluation {
-        strategy: rp.strategy,
-        combined,
-        verdicts,
-    })
+
+    let mut outcomes = state.runtime.evaluate_policies_with(jobs).await.into_iter();
+    let mut evaluations = Vec::with_capacity(plans.len());
+    for (q, plan) in questions.iter().zip(plans) {
+        let mut verdicts = Vec::with_capacity(plan.runs.len());
+        for (resolved, scopes) in plan.runs {
+            // One outcome per job by construction; a missing one must not become a permit.
+            let outcome = outcomes
+                .next()
+                .ok_or_else(|| Error::internal("a policy was not evaluated"))?;
+            let policy = &resolved.policy;
+            state.usage.record(
+                &q.scope.owner,
+                &policy.module,
+                &outcome.usage,
+                outcome.failure.is_some(),
+            );
+            verdicts.push(PolicyVerdict {
+                policy: policy.id.clone(),
+                policy_name: policy.name.clone(),
+                module: policy.module.to_string(),
+                scopes,
+                decision: outcome.decision,
+                failure: outcome.failure,
+                fuel_used: outcome.usage.fuel_used,
+                elapsed_us: outcome.usage.elapsed.as_micros() as u64,
+                logs: outcome.usage.logs,
+            });
+        }
+        let votes: Vec<Vote> = verdicts
+            .iter()
+            .map(|v| Vote {
+                scopes: &v.scopes,
+                decision: &v.decision,
+            })
+            .collect();
+        let combined = strategy::combine(plan.strategy, &q.requested_scopes, &votes);
+        evaluations.push(Evaluation {
+            strategy: plan.strategy,
+            combined,
+            verdicts,
+        });
+    }
+    Ok(evaluations)
 }
 
 /// Record a request's evaluations in the owner's audit log, in order, appended together (one

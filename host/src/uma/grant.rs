@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 
-use futures_util::{StreamExt, TryStreamExt, stream};
 use serde_json::{Value, json};
 
 use super::claim_token;
@@ -28,11 +27,6 @@ use crate::store::uma::{ApprovalRequest, ApprovalStatus, PctRecord, RptRecord};
 use crate::store::{
     Client, Owner, Permission, ResourceDescription, ResourceScope, Ticket, unix_now,
 };
-
-/// Permissions of one request decided at once (their evaluations still queue on the owner's
-/// evaluation slots). More only adds waiting futures; fewer leaves the store reads of the next
-/// permissions behind the current evaluation.
-const PERMISSIONS_IN_FLIGHT: usize = 8;
 
 /// The source name of claims from a login at this server's claims interaction endpoint.
 pub const LOGIN_SOURCE: &str = "login";
@@ -344,9 +338,8 @@ pub async fn redeem(state: &AppState, req: &ClientRequest) -> Result<TokenRespon
     };
 
     // Decide each permission. The owner asking for their own resources needs no policy.
-    // Otherwise every permission's policies run, several permissions at a time (the runtime's
-    // per-owner slots bound how many evaluations really run at once; the others meanwhile read
-    // the store), sharing the policies they load, and the decisions go into the audit log
+    // Otherwise every permission's policies run, handed to the runtime together (it runs them
+    // in batches on the owner's evaluation slots), and the decisions go into the audit log
     // together: an RPT over 500 resources is 500 decisions.
     let owner_asks = is_owner(&scope.owner, &claims);
     let now_ms = policy::now_ms();
@@ -366,17 +359,7 @@ pub async fn redeem(state: &AppState, req: &ClientRequest) -> Result<TokenRespon
             })
             .collect()
     };
-    let memo = policy::Memo::default();
-    // Built first, not by a lazy `map` inside the stream: with the closure in the stream's
-    // type the handler's future fails the compiler's higher-ranked `Send` check.
-    let mut pending = Vec::with_capacity(questions.len());
-    for q in &questions {
-        pending.push(policy::evaluate_with(state, q, &memo));
-    }
-    let evaluations: Vec<policy::Evaluation> = stream::iter(pending)
-        .buffered(PERMISSIONS_IN_FLIGHT)
-        .try_collect()
-        .await?;
+    let evaluations = policy::evaluate_all(state, &questions).await?;
     let audited: Vec<_> = questions.iter().zip(&evaluations).collect();
     policy::audit_all(state, &audited, rqp.clone()).await?;
     let mut evaluations = evaluations.into_iter();
