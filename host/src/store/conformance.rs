@@ -331,4 +331,32 @@ pub async fn audit_batches_keep_order_and_retention(store: Arc<dyn Store>) {
     let entries = store.query_audit(&alice, &all).await.unwrap();
     let ids: Vec<&str> = entries.iter().map(|e| e.resource_id.as_str()).collect();
     assert_eq!(ids, ["c4", "c5", "c6", "c7", "c8", "c9"]);
+
+    // One more entry trims the front of that batch only.
+    store
+        .append_audit(&alice, audit_entry("d"), keep)
+        .await
+        .unwrap();
+    let entries = store.query_audit(&alice, &all).await.unwrap();
+    let ids: Vec<&str> = entries.iter().map(|e| e.resource_id.as_str()).collect();
+    assert_eq!(ids, ["c5", "c6", "c7", "c8", "c9", "d"]);
+
+    // Paging: a cursor in the middle of a batch continues right after it.
+    let page = |after: u64, limit: usize| policy::AuditQuery {
+        after: Some(after),
+        limit: Some(limit),
+        ..Default::default()
+    };
+    let next = store
+        .query_audit(&alice, &page(entries[1].seq, 2))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = next.iter().map(|e| e.resource_id.as_str()).collect();
+    assert_eq!(ids, ["c7", "c8"]);
+    let rest = store
+        .query_audit(&alice, &page(next[1].seq, 50))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = rest.iter().map(|e| e.resource_id.as_str()).collect();
+    assert_eq!(ids, ["c9", "d"]);
 }

@@ -373,29 +373,62 @@ impl PolicyStore for SledStore {
 
     async fn query_audit(&self, owner: &Owner, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let audit = self.tree("audit")?;
-        let start = audit_key(owner, q.after.map_or(0, |a| a.saturating_add(1)));
+        // The chunk holding `after + 1` starts at that seq with its low bits cleared.
+        let first = q.after.map_or(0, |a| a.saturating_add(1));
+        let start = audit_key(owner, first & !(AUDIT_CHUNK as u64 - 1));
         let mut end = owner_prefix(owner);
         end.extend_from_slice(&[0xff; 8]);
         let limit = q.limit.unwrap_or(50).clamp(1, 500);
         let mut out = Vec::new();
         for kv in audit.range(start..=end) {
-            let entry: AuditEntry = dec(&kv?.1)?;
-            let keep = q
-                .resource_id
-                .as_ref()
-                .is_none_or(|r| &entry.resource_id == r)
-                && q.client_id.as_ref().is_none_or(|c| &entry.client_id == c)
-                && q.outcome.as_ref().is_none_or(|o| &entry.outcome == o)
-                && q.since.is_none_or(|s| entry.at >= s)
-                && q.until.is_none_or(|u| entry.at <= u);
-            if keep {
-                out.push(entry);
-                if out.len() >= limit {
-                    break;
+            for entry in decode_chunk(&kv?.1)? {
+                let keep = entry.seq >= first
+                    && q.resource_id
+                        .as_ref()
+                        .is_none_or(|r| &entry.resource_id == r)
+                    && q.client_id.as_ref().is_none_or(|c| &entry.client_id == c)
+                    && q.outcome.as_ref().is_none_or(|o| &entry.outcome == o)
+                    && q.since.is_none_or(|s| entry.at >= s)
+                    && q.until.is_none_or(|u| entry.at <= u);
+                if keep {
+                    out.push(entry);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
                 }
             }
         }
         Ok(out)
+    }
+}
+
+/// Audit entries are stored in chunks: one request's entries (up to this many) under one key,
+/// so an RPT over 500 resources writes one value instead of 500 (and its trimming removes one).
+/// A chunk's key is `id << 10` for a fresh sled id and its entries' seqs follow it, so seqs
+/// stay unique and increasing. Values: the entry count (u32, big-endian), then the entries
+/// as a JSON array. Stores written before chunking hold one JSON object per key (seq = id);
+/// both are read.
+const AUDIT_CHUNK: usize = 1 << 10;
+
+fn encode_chunk(entries: &[AuditEntry]) -> Result<Vec<u8>> {
+    let mut v = (entries.len() as u32).to_be_bytes().to_vec();
+    serde_json::to_writer(&mut v, entries)?;
+    Ok(v)
+}
+
+fn decode_chunk(value: &[u8]) -> Result<Vec<AuditEntry>> {
+    match value.first() {
+        Some(b'{') => Ok(vec![dec(value)?]),
+        _ => dec(value.get(4..).unwrap_or_default()),
+    }
+}
+
+/// How many entries a chunk holds, without decoding them.
+fn chunk_len(value: &[u8]) -> usize {
+    match value {
+        [b'{', ..] => 1,
+        [a, b, c, d, ..] => u32::from_be_bytes([*a, *b, *c, *d]) as usize,
+        _ => 0,
     }
 }
 
@@ -414,17 +447,23 @@ impl SledStore {
     ) -> Result<Vec<u64>> {
         let audit = self.tree("audit")?;
         let okey = owner_prefix(owner);
-        let mut encoded = Vec::with_capacity(entries.len());
-        for entry in &mut entries {
-            entry.seq = self.db.generate_id()?;
-            encoded.push((audit_key(owner, entry.seq), enc(&*entry)?));
+        let mut encoded = Vec::new();
+        for chunk in entries.chunks_mut(AUDIT_CHUNK) {
+            let base = self.db.generate_id()? << 10;
+            for (i, entry) in chunk.iter_mut().enumerate() {
+                entry.seq = base + i as u64;
+            }
+            encoded.push((audit_key(owner, base), encode_chunk(chunk)?));
         }
         {
             let mut counts = self.audit_counts.lock().unwrap_or_else(|p| p.into_inner());
             let count = match counts.get_mut(&okey) {
                 Some(n) => n,
                 None => {
-                    let n = audit.scan_prefix(&okey).count();
+                    let mut n = 0;
+                    for kv in audit.scan_prefix(&okey) {
+                        n += chunk_len(&kv?.1);
+                    }
                     counts.entry(okey.clone()).or_insert(n)
                 }
             };
@@ -432,20 +471,114 @@ impl SledStore {
                 audit.insert(key, value)?;
             }
             *count += entries.len();
-            // Bounded retention: the owner's oldest entries go first.
-            if *count > keep {
-                let old: Vec<_> = audit
-                    .scan_prefix(&okey)
-                    .keys()
-                    .take(*count - keep)
-                    .collect::<Result<_, _>>()?;
-                for k in &old {
-                    if audit.remove(k)?.is_some() {
-                        *count -= 1;
-                    }
+            // Bounded retention: the owner's oldest entries go first, whole chunks while they
+            // fit in the excess, then the front of the oldest remaining chunk.
+            while *count > keep {
+                let Some((key, value)) = audit.scan_prefix(&okey).next().transpose()? else {
+                    break;
+                };
+                let excess = *count - keep;
+                let n = chunk_len(&value);
+                if n <= excess {
+                    audit.remove(&key)?;
+                    *count -= n;
+                } else {
+                    let rest = decode_chunk(&value)?.split_off(excess);
+                    audit.insert(&key, encode_chunk(&rest)?)?;
+                    *count -= excess;
                 }
             }
         }
         Ok(entries.iter().map(|e| e.seq).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::policy::{AuditQuery, PolicyStore};
+
+    fn entry(r: &str) -> AuditEntry {
+        AuditEntry {
+            seq: 0,
+            at: 0,
+            resource_server: "rs1".into(),
+            resource_id: r.into(),
+            client_id: "c1".into(),
+            requesting_party: None,
+            requested_scopes: vec![],
+            granted_scopes: vec![],
+            outcome: "deny".into(),
+            policies: vec![],
+        }
+    }
+
+    async fn ids(store: &SledStore, owner: &Owner) -> Vec<String> {
+        let all = AuditQuery {
+            limit: Some(500),
+            ..Default::default()
+        };
+        let entries = store.query_audit(owner, &all).await.unwrap();
+        assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
+        entries.into_iter().map(|e| e.resource_id).collect()
+    }
+
+    /// A store written before audit chunks (one JSON object per key) keeps its entries: they
+    /// are listed, paged, counted for retention after a restart, and trimmed first.
+    #[tokio::test]
+    async fn audit_entries_from_before_chunking_are_read_counted_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = Owner::User("alice".into());
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let audit = store.tree("audit").unwrap();
+            for i in 0..3 {
+                let mut e = entry(&format!("old{i}"));
+                e.seq = store.db.generate_id().unwrap();
+                audit
+                    .insert(audit_key(&alice, e.seq), enc(&e).unwrap())
+                    .unwrap();
+            }
+            store.flush().await.unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(ids(&store, &alice).await, ["old0", "old1", "old2"]);
+        let batch = vec![entry("new0"), entry("new1")];
+        store.append_audits(&alice, batch, 4).await.unwrap();
+        assert_eq!(ids(&store, &alice).await, ["old1", "old2", "new0", "new1"]);
+        let after_old2 = AuditQuery {
+            after: Some(
+                store
+                    .query_audit(&alice, &AuditQuery::default())
+                    .await
+                    .unwrap()[1]
+                    .seq,
+            ),
+            ..Default::default()
+        };
+        let next: Vec<_> = store
+            .query_audit(&alice, &after_old2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.resource_id)
+            .collect();
+        assert_eq!(next, ["new0", "new1"]);
+    }
+
+    /// After a restart the retention count comes from the chunks' headers: a batch written
+    /// before it is counted entry by entry, and trimming cuts into it.
+    #[tokio::test]
+    async fn audit_chunks_are_counted_by_entry_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = Owner::User("alice".into());
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let batch = (0..5).map(|i| entry(&format!("a{i}"))).collect();
+            store.append_audits(&alice, batch, 10).await.unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        store.append_audit(&alice, entry("b"), 5).await.unwrap();
+        assert_eq!(ids(&store, &alice).await, ["a1", "a2", "a3", "a4", "b"]);
     }
 }
