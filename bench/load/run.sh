@@ -47,7 +47,7 @@ listen = "127.0.0.1:$PORT"
 data_dir = "$work/data"
 # One client at tens of thousands of requests per second is the point here.
 rate_limit_per_sec = 0
-store_cache_bytes = ${STORE_CACHE_BYTES:-33554432}
+store_cache_bytes = ${STORE_CACHE_BYTES:-8388608}
 ticket_lifetime_secs = 3600
 [[clients]]
 client_id = "bench-rs"
