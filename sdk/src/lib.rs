@@ -309,3 +309,15 @@ macro_rules! export_claims {
         $crate::claims::bindings::__export_claims_world!($ty with_types_in $crate::claims::bindings);
     };
 }
+
+/// A plugin has no environment (the host grants none), so `getenv` answers "unset" here.
+/// Rust's standard library reads `RUST_BACKTRACE` in its panic hook, and wasi-libc's `getenv`
+/// would pull in its environment code: an eager `wasi:cli/environment` import that returns a
+/// list, which needs an adapter shim and its fixup module in every component, two more core
+/// instances on every instantiation. Defined here, wasi-libc's copy is never linked.
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+#[doc(hidden)]
+#[unsafe(no_mangle)]
+pub extern "C" fn getenv(_name: *const core::ffi::c_char) -> *mut core::ffi::c_char {
+    core::ptr::null_mut()
+}
