@@ -974,7 +974,10 @@ async fn batched_evaluations_answer_in_order_and_stop_at_a_suspension() {
         if i % 3 == 0 {
             assert_eq!(out.decision, permit(&["view"]), "{i}");
         } else {
-            assert!(matches!(out.decision, Decision::Deny { .. }), "{i}: {out:?}");
+            assert!(
+                matches!(out.decision, Decision::Deny { .. }),
+                "{i}: {out:?}"
+            );
         }
     }
 
