@@ -243,7 +243,7 @@ pub async fn clients_users_and_single_use_grants(store: &dyn Store) {
     assert_ne!(a, store.server_secret("other").await.unwrap());
 }
 
-fn audit_entry(resource_id: &str) -> policy::AuditEntry {
+pub(crate) fn audit_entry(resource_id: &str) -> policy::AuditEntry {
     policy::AuditEntry {
         seq: 0,
         at: unix_now(),

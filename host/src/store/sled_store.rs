@@ -466,18 +466,7 @@ mod tests {
     async fn audit_retention_after_reopening_counts_what_is_stored() {
         let dir = tempfile::tempdir().unwrap();
         let alice = Owner::User("alice".into());
-        let entry = |r: &str| crate::store::policy::AuditEntry {
-            seq: 0,
-            at: 0,
-            resource_server: "rs1".into(),
-            resource_id: r.into(),
-            client_id: "c1".into(),
-            requesting_party: None,
-            requested_scopes: vec![],
-            granted_scopes: vec![],
-            outcome: "deny".into(),
-            policies: vec![],
-        };
+        let entry = conformance::audit_entry;
         {
             let store = SledStore::open(dir.path()).unwrap();
             for i in 0..4 {

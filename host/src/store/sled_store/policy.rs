@@ -498,20 +498,7 @@ mod tests {
     use super::*;
     use crate::store::policy::{AuditQuery, PolicyStore};
 
-    fn entry(r: &str) -> AuditEntry {
-        AuditEntry {
-            seq: 0,
-            at: 0,
-            resource_server: "rs1".into(),
-            resource_id: r.into(),
-            client_id: "c1".into(),
-            requesting_party: None,
-            requested_scopes: vec![],
-            granted_scopes: vec![],
-            outcome: "deny".into(),
-            policies: vec![],
-        }
-    }
+    use crate::store::conformance::audit_entry as entry;
 
     async fn ids(store: &SledStore, owner: &Owner) -> Vec<String> {
         let all = AuditQuery {
