@@ -106,8 +106,12 @@ impl AccessTokenClaims {
         self.permissions.is_some()
     }
 
+    /// Signs the token, remembering it as verified for its first use (see
+    /// [`crate::keys::Keys::sign_remembered`]).
     pub fn sign(&self, state: &AppState) -> Result<String> {
-        state.keys.sign(self)
+        state
+            .keys
+            .sign_remembered(self, &state.config.issuer, self.exp)
     }
 }
 
