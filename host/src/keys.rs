@@ -66,7 +66,7 @@ pub struct Keys {
     /// Tokens already verified, by SHA-256 of the whole token: a resource server presents the
     /// same PAT and introspects the same RPT many times, and the ECDSA verification was most
     /// of the cost of a request (about 65 µs of 160 µs each for introspection's two tokens).
-    /// Tokens this server signs go in at signing ([`Keys::sign_remembered`]). A hit still
+    /// RPTs go in when they are signed ([`Keys::sign_remembered`]). A hit still
     /// checks expiry; revocation is checked by the caller on every use anyway.
     verified: quick_cache::sync::Cache<[u8; 32], Verified>,
 }
@@ -275,9 +275,9 @@ impl Keys {
     }
 
     /// [`Keys::sign`], remembering the token as verified with `claims`: its first use (a
-    /// resource server introspecting a fresh RPT, a client presenting a fresh PAT) then skips
-    /// checking the signature this server has just made (an ECDSA verification, ~63 µs, a
-    /// tenth of the server's CPU per flow of ticket, RPT and introspection). Only for claims
+    /// resource server introspecting a fresh RPT) then skips checking the signature this
+    /// server has just made (an ECDSA verification, ~63 µs, a tenth of the server's CPU per
+    /// flow of ticket, RPT and introspection). Only for claims
     /// that [`Keys::verify_cached`] would accept as they are: issued by `issuer`, with the
     /// registered claims it requires.
     pub fn sign_remembered<T>(&self, claims: &T, issuer: &str, exp: u64) -> Result<String>

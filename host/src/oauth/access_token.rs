@@ -106,12 +106,19 @@ impl AccessTokenClaims {
         self.permissions.is_some()
     }
 
-    /// Signs the token, remembering it as verified for its first use (see
-    /// [`crate::keys::Keys::sign_remembered`]).
+    /// Signs the token. An RPT is remembered as verified for its first use (see
+    /// [`crate::keys::Keys::sign_remembered`]): a resource server introspects a fresh RPT
+    /// almost at once. Other tokens are not: a PAT's first use verifies it once and caches it,
+    /// and remembering every token issued by client credentials would fill the cache (16,384
+    /// entries, ~9 MB under the harness's PAT load) with tokens that may never come back.
     pub fn sign(&self, state: &AppState) -> Result<String> {
-        state
-            .keys
-            .sign_remembered(self, &state.config.issuer, self.exp)
+        if self.is_rpt() {
+            state
+                .keys
+                .sign_remembered(self, &state.config.issuer, self.exp)
+        } else {
+            state.keys.sign(self)
+        }
     }
 }
 
