@@ -458,21 +458,22 @@ async fn dry_run(
             "scope {bad:?} is not registered for resource {id}"
         )));
     }
+    let claims: Vec<Claim> = req
+        .claims
+        .into_iter()
+        .map(|c| Claim {
+            name: c.name,
+            value: c.value,
+            provenance: c.provenance.unwrap_or(Provenance::Server),
+        })
+        .collect();
     let question = Question {
         scope: &scope,
         resource_id: &id,
         resource: &resource,
-        requested_scopes: req.scopes,
+        requested_scopes: &req.scopes,
         client_id: &req.client_id,
-        claims: req
-            .claims
-            .into_iter()
-            .map(|c| Claim {
-                name: c.name,
-                value: c.value,
-                provenance: c.provenance.unwrap_or(Provenance::Server),
-            })
-            .collect(),
+        claims: &claims,
         now_ms: policy::now_ms(),
     };
     let evaluation = policy::evaluate(&s, &question).await?;

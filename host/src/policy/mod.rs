@@ -700,9 +700,10 @@ pub struct Question<'a> {
     pub scope: &'a ResourceScope,
     pub resource_id: &'a str,
     pub resource: &'a ResourceDescription,
-    pub requested_scopes: Vec<String>,
+    pub requested_scopes: &'a [String],
     pub client_id: &'a str,
-    pub claims: Vec<Claim>,
+    /// The request's claims, shared by all its permissions.
+    pub claims: &'a [Claim],
     pub now_ms: u64,
 }
 
@@ -815,7 +816,7 @@ pub async fn evaluate_all(state: &AppState, questions: &[Question<'_>]) -> Resul
                         requested_scopes: scopes.clone(),
                     },
                     context: context.clone(),
-                    claims: q.claims.clone(),
+                    claims: q.claims.to_vec(),
                     config: resolved.config.clone(),
                 },
                 limits: resolved.limits,
@@ -863,7 +864,7 @@ pub async fn evaluate_all(state: &AppState, questions: &[Question<'_>]) -> Resul
                 decision: &v.decision,
             })
             .collect();
-        let combined = strategy::combine(plan.strategy, &q.requested_scopes, &votes);
+        let combined = strategy::combine(plan.strategy, q.requested_scopes, &votes);
         evaluations.push(Evaluation {
             strategy: plan.strategy,
             combined,
@@ -909,7 +910,7 @@ fn audit_entry(
         resource_id: q.resource_id.to_string(),
         client_id: q.client_id.to_string(),
         requesting_party,
-        requested_scopes: q.requested_scopes.clone(),
+        requested_scopes: q.requested_scopes.to_vec(),
         granted_scopes: evaluation.combined.granted().to_vec(),
         outcome: evaluation.combined.label().to_string(),
         policies: evaluation.verdicts.clone(),

@@ -352,9 +352,9 @@ pub async fn redeem(state: &AppState, req: &ClientRequest) -> Result<TokenRespon
                 scope: &scope,
                 resource_id: &a.resource_id,
                 resource: &a.resource,
-                requested_scopes: a.scopes.clone(),
+                requested_scopes: &a.scopes,
                 client_id: &client.client_id,
-                claims: claims.clone(),
+                claims: &claims,
                 now_ms,
             })
             .collect()
