@@ -37,7 +37,7 @@ if [[ $PROFILE == release ]]; then
 else
   # The binary the workspace's tests use (`cargo build -p uma-host` alone unifies features
   # differently and would rebuild wasmtime for minutes after the tests).
-  ( cd "$root" && cargo test -q --workspace --locked --no-run 2>/dev/null )
+  ( cd "$root" && cargo test -q --workspace --exclude uma-host-fuzz --locked --no-run 2>/dev/null )
 fi
 bin="${CARGO_TARGET_DIR:-$root/target}/$PROFILE/uma-host"
 AS="http://127.0.0.1:$PORT"
