@@ -37,10 +37,18 @@ fn artifacts() -> PathBuf {
 }
 
 fn component(language: &str, policy: &str) -> Vec<u8> {
-    if language == "rust" {
+    // UMA_BENCH_RUST_DIR compares another build of the Rust plugins (a directory of
+    // `allow_list.wasm`, `claim_match.wasm`) with the built-ins.
+    let rust_dir = std::env::var_os("UMA_BENCH_RUST_DIR");
+    if language == "rust" && rust_dir.is_none() {
         return plugins::builtin(policy).unwrap().bytes.to_vec();
     }
-    let path = artifacts().join(language).join(format!("{policy}.wasm"));
+    let path = match rust_dir {
+        Some(dir) if language == "rust" => {
+            PathBuf::from(dir).join(format!("{}.wasm", policy.replace('-', "_")))
+        }
+        _ => artifacts().join(language).join(format!("{policy}.wasm")),
+    };
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e}; run scripts/build-lang-plugins", path.display()))
 }

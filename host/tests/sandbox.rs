@@ -460,6 +460,49 @@ fn panic_is_a_trap_with_the_panic_message() {
     );
 }
 
+/// A component's top-level imports and how many core modules it embeds.
+fn shape(bytes: &[u8]) -> (Vec<String>, usize) {
+    use wasmparser::Payload;
+    let (mut imports, mut modules, mut depth) = (Vec::new(), 0, 0);
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload.expect("a valid component") {
+            Payload::ModuleSection { .. } => {
+                modules += usize::from(depth == 0);
+                depth += 1;
+            }
+            Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth -= 1,
+            Payload::ComponentImportSection(section) if depth == 0 => {
+                for import in section {
+                    imports.push(import.expect("an import").name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    (imports, modules)
+}
+
+/// The SDK keeps WASI stdio out of Rust components (its own `write`): a built-in is one core
+/// module that imports nothing to lower, one core instance per evaluation, where wasi-libc's
+/// stdio brought eleven WASI imports, an adapter shim and its fixup. A plugin built with the
+/// SDK's defaults imports `log` as well, for its panic messages, and still no WASI.
+#[test]
+fn sdk_components_import_no_wasi() {
+    for builtin in plugins::BUILTINS {
+        let (imports, modules) = shape(builtin.bytes);
+        assert!(
+            imports.iter().all(|i| i.starts_with("uma:policy/types@")),
+            "{}: {imports:?}",
+            builtin.name
+        );
+        assert_eq!(modules, 1, "{}", builtin.name);
+    }
+    let (imports, _) = shape(&fixture(fixtures::FX_TRAP));
+    assert!(imports.iter().any(|i| i.starts_with("uma:policy/log@")), "{imports:?}");
+    assert!(!imports.iter().any(|i| i.starts_with("wasi:")), "{imports:?}");
+}
+
 #[test]
 fn huge_string_output_is_refused() {
     let out = hostile(fixtures::FX_HUGE_OUTPUT, json!({"kind": "string"}));

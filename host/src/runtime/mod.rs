@@ -809,13 +809,14 @@ fn classify(
         },
         Some(Trap::StackOverflow) => Failure::StackOverflow,
         Some(trap) => {
-            // A Rust guest's panic message goes to stderr just before the trap: it is the most
-            // useful thing to tell the owner.
+            // A Rust guest's panic message comes just before the trap: on stderr, or logged at
+            // `error` level by our SDK (which keeps WASI stdio out of its components). It is the
+            // most useful thing to tell the owner.
             let stderr: Vec<&str> = sandbox
                 .logs
                 .iter()
-                .filter(|l| l.level == "stderr")
-                .map(|l| l.message.as_str())
+                .filter(|l| l.level == "stderr" || l.level == "error")
+                .flat_map(|l| l.message.lines())
                 .collect();
             let panic = stderr
                 .iter()

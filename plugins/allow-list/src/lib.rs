@@ -105,4 +105,4 @@ impl Policy for AllowList {
     }
 }
 
-uma_policy_sdk::export_policy!(AllowList);
+uma_policy_sdk::export_policy!(AllowList, without_panic_messages);

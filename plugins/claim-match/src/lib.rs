@@ -146,4 +146,4 @@ impl Policy for ClaimMatch {
     }
 }
 
-uma_policy_sdk::export_policy!(ClaimMatch);
+uma_policy_sdk::export_policy!(ClaimMatch, without_panic_messages);

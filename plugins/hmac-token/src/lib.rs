@@ -131,4 +131,4 @@ impl ClaimsPlugin for HmacToken {
     }
 }
 
-uma_policy_sdk::export_claims!(HmacToken);
+uma_policy_sdk::export_claims!(HmacToken, without_panic_messages);

@@ -59,4 +59,4 @@ impl Policy for OwnerApproval {
     }
 }
 
-uma_policy_sdk::export_policy!(OwnerApproval);
+uma_policy_sdk::export_policy!(OwnerApproval, without_panic_messages);

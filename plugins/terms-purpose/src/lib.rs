@@ -125,4 +125,4 @@ impl ClaimsPlugin for TermsPurpose {
     }
 }
 
-uma_policy_sdk::export_claims!(TermsPurpose);
+uma_policy_sdk::export_claims!(TermsPurpose, without_panic_messages);

@@ -103,4 +103,4 @@ impl Policy for TimeWindow {
     }
 }
 
-uma_policy_sdk::export_policy!(TimeWindow);
+uma_policy_sdk::export_policy!(TimeWindow, without_panic_messages);
