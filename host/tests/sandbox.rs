@@ -499,8 +499,14 @@ fn sdk_components_import_no_wasi() {
         assert_eq!(modules, 1, "{}", builtin.name);
     }
     let (imports, _) = shape(&fixture(fixtures::FX_TRAP));
-    assert!(imports.iter().any(|i| i.starts_with("uma:policy/log@")), "{imports:?}");
-    assert!(!imports.iter().any(|i| i.starts_with("wasi:")), "{imports:?}");
+    assert!(
+        imports.iter().any(|i| i.starts_with("uma:policy/log@")),
+        "{imports:?}"
+    );
+    assert!(
+        !imports.iter().any(|i| i.starts_with("wasi:")),
+        "{imports:?}"
+    );
 }
 
 #[test]
