@@ -39,12 +39,9 @@ fn artifacts() -> PathBuf {
 fn component(language: &str, policy: &str) -> Vec<u8> {
     // UMA_BENCH_RUST_DIR compares another build of the Rust plugins (a directory of
     // `allow_list.wasm`, `claim_match.wasm`) with the built-ins.
-    let rust_dir = std::env::var_os("UMA_BENCH_RUST_DIR");
-    if language == "rust" && rust_dir.is_none() {
-        return plugins::builtin(policy).unwrap().bytes.to_vec();
-    }
-    let path = match rust_dir {
-        Some(dir) if language == "rust" => {
+    let path = match (language, std::env::var_os("UMA_BENCH_RUST_DIR")) {
+        ("rust", None) => return plugins::builtin(policy).unwrap().bytes.to_vec(),
+        ("rust", Some(dir)) => {
             PathBuf::from(dir).join(format!("{}.wasm", policy.replace('-', "_")))
         }
         _ => artifacts().join(language).join(format!("{policy}.wasm")),

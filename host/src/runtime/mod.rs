@@ -812,16 +812,16 @@ fn classify(
             // A Rust guest's panic message comes just before the trap: on stderr, or logged at
             // `error` level by our SDK (which keeps WASI stdio out of its components). It is the
             // most useful thing to tell the owner.
-            let stderr: Vec<&str> = sandbox
+            let lines: Vec<&str> = sandbox
                 .logs
                 .iter()
                 .filter(|l| l.level == "stderr" || l.level == "error")
                 .flat_map(|l| l.message.lines())
                 .collect();
-            let panic = stderr
+            let panic = lines
                 .iter()
                 .rposition(|l| l.contains("panicked at"))
-                .map(|i| format!(" ({})", stderr[i..].join(" ")));
+                .map(|i| format!(" ({})", lines[i..].join(" ")));
             Failure::Trap {
                 message: format!("{trap}{}", panic.unwrap_or_default()),
             }
