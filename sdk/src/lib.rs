@@ -253,18 +253,6 @@ pub mod policy {
 #[macro_export]
 macro_rules! export_policy {
     ($ty:ty, without_panic_messages) => {
-        $crate::__export_policy!($ty);
-    };
-    ($ty:ty) => {
-        $crate::__export_policy!($ty);
-        $crate::__report_panics!();
-    };
-}
-
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __export_policy {
-    ($ty:ty) => {
         #[doc(hidden)]
         pub struct __UmaPolicyExport;
 
@@ -279,6 +267,10 @@ macro_rules! __export_policy {
         }
 
         $crate::policy::bindings::__export_policy_world!(__UmaPolicyExport with_types_in $crate::policy::bindings);
+    };
+    ($ty:ty) => {
+        $crate::export_policy!($ty, without_panic_messages);
+        $crate::__report_panics!();
     };
 }
 
@@ -329,7 +321,7 @@ macro_rules! export_claims {
         $crate::claims::bindings::__export_claims_world!($ty with_types_in $crate::claims::bindings);
     };
     ($ty:ident) => {
-        $crate::claims::bindings::__export_claims_world!($ty with_types_in $crate::claims::bindings);
+        $crate::export_claims!($ty, without_panic_messages);
         $crate::__report_panics!();
     };
 }
@@ -350,9 +342,10 @@ pub extern "C" fn getenv(_name: *const core::ffi::c_char) -> *mut core::ffi::c_c
 /// libc's `write`. wasi-libc's `write` brings its descriptor table and with it eleven
 /// `wasi:cli/std*`, `wasi:cli/terminal-*` and `wasi:io` imports, whose lowering needs an adapter
 /// shim and its fixup module: more core instances and canonical lowerings on every
-/// instantiation, about a third of a small policy's instantiate + evaluate. Defined here, wasi-libc's copy is never
-/// linked and the component imports no WASI. What is printed to stdout is dropped (log with
-/// [`log`]); stderr is kept in a small buffer for the panic report of [`export_policy!`].
+/// instantiation, about a third of a small policy's instantiate + evaluate. Defined here,
+/// wasi-libc's copy is never linked and the component imports no WASI. What is printed to stdout
+/// is dropped (log with [`log`]); stderr is kept in a small buffer for the panic report of
+/// [`export_policy!`].
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 #[doc(hidden)]
 pub mod __stdio {
