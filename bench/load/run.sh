@@ -21,10 +21,15 @@ PROFILE=${PROFILE:-release}
 if [[ "${1:-}" == "--smoke" ]]; then SMOKE=1; DURATION=2; PROFILE=${SMOKE_PROFILE:-debug}; fi
 PORT=${PORT:-18080}
 PEER_PORT=${PEER_PORT:-13000}
-work=$(mktemp -d)
+# The harness's own files (tickets wrk collects, tens of MB; results; logs) go to memory where the
+# machine has a tmpfs: written to the server's disk, the kernel's writeback of them 30 s later
+# competed with the server's flushes and stalled scenarios for up to a second. The server's data
+# directory stays on disk, since its flushes are part of what is measured.
+work=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
+data=$(mktemp -d)
 results="$work/results.jsonl"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work" "$data"; }
 trap cleanup EXIT
 export BENCH_DIR="$here"
 
@@ -44,7 +49,7 @@ AS="http://127.0.0.1:$PORT"
 cat > "$work/uma-host.toml" <<TOML
 issuer = "$AS"
 listen = "127.0.0.1:$PORT"
-data_dir = "$work/data"
+data_dir = "$data"
 # One client at tens of thousands of requests per second is the point here.
 rate_limit_per_sec = 0
 store_cache_bytes = ${STORE_CACHE_BYTES:-8388608}
