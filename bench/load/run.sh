@@ -6,6 +6,7 @@
 #   DURATION=5 bench/load/run.sh      # shorter
 #   bench/load/run.sh --smoke         # 2 s each on the debug build, fails on any error (CI)
 #   ONLY=co-tenant,rpt bench/load/run.sh   # some of: basic grant flow co-tenant rpt peer
+#   UMA_HOST_BIN=/tmp/uma-host-before bench/load/run.sh   # another build, for before/after runs
 #
 # Needs wrk (Debian `wrk`), node and npm (the peer is installed from npm into a scratch folder),
 # curl and jq. Everything listens on 127.0.0.1 only.
@@ -37,14 +38,16 @@ for tool in wrk curl jq node npm; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk curl jq nodejs npm)" >&2; exit 1; }
 done
 
-if [[ $PROFILE == release ]]; then
+if [[ -n ${UMA_HOST_BIN:-} ]]; then
+  : # a build given by the caller: compare two builds minutes apart on the same machine
+elif [[ $PROFILE == release ]]; then
   ( cd "$root" && cargo build --release -q -p uma-host )
 else
   # The binary the workspace's tests use (`cargo build -p uma-host` alone unifies features
   # differently and would rebuild wasmtime for minutes after the tests).
   ( cd "$root" && cargo test -q --workspace --exclude uma-host-fuzz --locked --no-run 2>/dev/null )
 fi
-bin="${CARGO_TARGET_DIR:-$root/target}/$PROFILE/uma-host"
+bin="${UMA_HOST_BIN:-${CARGO_TARGET_DIR:-$root/target}/$PROFILE/uma-host}"
 AS="http://127.0.0.1:$PORT"
 cat > "$work/uma-host.toml" <<TOML
 issuer = "$AS"

@@ -6,8 +6,9 @@
 //!   read and the HMAC-SHA256 check), on success and with a wrong secret; `hmac-verify` is the
 //!   keyed hash alone ([`SecretHasher::verify`]).
 //! - `ticket/*`: permission tickets issued with [`permission::request_ticket`] (as the
-//!   permission endpoint does) and consumed with `Store::take_ticket` (as the token endpoint
-//!   does). See each function's doc for which store flushes (fsync) are inside the timing.
+//!   permission endpoint does: a one-permission ticket is sealed, no store write) and consumed
+//!   with [`ticket::take`] (as the token endpoint does: the ticket's spending is a durable
+//!   write). See each function's doc for which store flushes (fsync) are inside the timing.
 //! - `rpt/*`: building RPT claims ([`AccessTokenClaims::rpt`]) and signing them as a JWS ES256
 //!   with the server's key set ([`AccessTokenClaims::sign`] → [`uma_host::keys::Keys::sign`]).
 //! - `introspect/*`: [`access_token::validate`] (signature or verified-token cache, then the
@@ -43,6 +44,7 @@ use uma_host::uma::introspect::{self, Caller};
 use uma_host::uma::pat::{self, Pat};
 use uma_host::uma::permission::{self, PermissionInput};
 use uma_host::uma::resources;
+use uma_host::uma::ticket;
 
 /// The resource server (and, through its own PAT, the resource owner).
 const RS: (&str, &str) = ("bench-rs", "bench-rs-secret-0123456789abcdef");
@@ -124,8 +126,7 @@ impl Fixture {
         }]
     }
 
-    /// Issues a ticket through the permission endpoint's function (durable on return: one
-    /// flush of its own).
+    /// Issues a ticket through the permission endpoint's function (sealed: nothing written).
     async fn issue_ticket(&self) -> String {
         let asked = vec![PermissionInput {
             resource_id: self.resource_id.clone(),
@@ -137,9 +138,9 @@ impl Fixture {
     }
 
     /// Consumes a ticket as the token endpoint does: inside `store::one_sync`, which flushes
-    /// once at the end because the take removed a record.
+    /// once at the end because the take recorded the ticket as spent.
     async fn take_ticket(&self, ticket: &str) -> Option<store::Ticket> {
-        store::one_sync(&*self.state.store, self.state.store.take_ticket(ticket))
+        store::one_sync(&*self.state.store, ticket::take(&self.state, ticket))
             .await
             .expect("store")
     }
@@ -219,8 +220,8 @@ fn client_authentication(c: &mut Criterion, f: &Fixture) {
 /// consumption makes necessary **is included** — in a real grant that one flush also covers the
 /// audit entry and the RPT record. `take/flush-deferred` times only the take itself inside an
 /// enclosing `one_sync` whose one flush falls outside the timing, so the difference is the
-/// flush. Issuing (the permission endpoint, durable on return, so **with** its own flush) is
-/// setup in both; `issue+take/two-flushes` times both endpoints' store work together: two flushes.
+/// flush. Issuing (the permission endpoint; a sealed ticket, so no write and no flush) is setup
+/// in both; `issue+take/one-flush` times both endpoints' work together.
 fn tickets(c: &mut Criterion, f: &Fixture) {
     let state = &f.state;
     // Once, untimed: the taken ticket is the issued one, and it is single use.
@@ -263,7 +264,7 @@ fn tickets(c: &mut Criterion, f: &Fixture) {
                 let mut found = 0u64;
                 for t in &issued {
                     let start = Instant::now();
-                    let taken = state.store.take_ticket(t).await?;
+                    let taken = ticket::take(state, t).await?;
                     elapsed += start.elapsed();
                     found += u64::from(taken.is_some());
                 }
@@ -273,7 +274,7 @@ fn tickets(c: &mut Criterion, f: &Fixture) {
             .unwrap()
         })
     });
-    group.bench_function("issue+take/two-flushes", |b| {
+    group.bench_function("issue+take/one-flush", |b| {
         b.iter(|| {
             f.rt.block_on(async {
                 let t = f.issue_ticket().await;

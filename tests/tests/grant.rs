@@ -699,6 +699,88 @@ async fn t_10_sixty_four_concurrent_redemptions_yield_one_rpt() {
     assert_eq!(ok, 1);
 }
 
+/// A ticket for many resources is too large to seal into the ticket itself (`uma::ticket`), so it
+/// is stored instead: the same single use under concurrent redemption (T-2, T-10), the same
+/// RPT; and a small ticket is sealed (longer than the 43 characters of a stored one).
+#[tokio::test]
+async fn t_2_t_10_a_ticket_too_large_to_seal_is_stored_and_single_use_too() {
+    let idp = TestIdp::new();
+    let s = start(&idp).await;
+    let w = world(&s, json!(["view"])).await;
+    bind(
+        &s,
+        &w,
+        &[("allow-list", json!({"client_ids": ["c1"]}), None)],
+    )
+    .await;
+    let sealed = ticket(&s, &w.pat, &w.rid, &["view"]).await;
+    assert!(sealed.len() > 43, "{sealed}");
+    let (_, policy) = owner_call(
+        &s,
+        &w.owner,
+        reqwest::Method::GET,
+        &format!("/owner/resources/rs1/{}/policy", w.rid),
+        None,
+    )
+    .await;
+    let mut asked = vec![json!({"resource_id": w.rid, "resource_scopes": ["view"]})];
+    for i in 0..24 {
+        let rid = s
+            .create_resource(
+                &w.pat,
+                json!({"name": format!("report {i}"), "resource_scopes": ["view"]}),
+            )
+            .await;
+        let (st, b) = owner_call(
+            &s,
+            &w.owner,
+            reqwest::Method::PUT,
+            &format!("/owner/resources/rs1/{rid}/policy"),
+            Some(policy.clone()),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{b}");
+        asked.push(json!({"resource_id": rid, "resource_scopes": ["view"]}));
+    }
+    let (st, v) = status_json(s.permission(&w.pat, json!(asked)).await).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let stored = v["ticket"].as_str().unwrap().to_owned();
+    assert_eq!(stored.len(), 43, "stored, not sealed: {stored}");
+
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let http = s.http.clone();
+        let url = s.url("/token");
+        let t = stored.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .basic_auth(C1.0, Some(C1.1))
+                .form(&[("grant_type", UMA), ("ticket", t.as_str())])
+                .send()
+                .await
+                .unwrap();
+            status_json(r).await
+        }));
+    }
+    let mut rpts = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (StatusCode::OK, v) => rpts.push(v["access_token"].as_str().unwrap().to_owned()),
+            (StatusCode::BAD_REQUEST, e) => assert_eq!(e["error"], "invalid_grant"),
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(rpts.len(), 1);
+    let i = introspect(&s, &w.pat, &rpts[0]).await;
+    assert_eq!(i["permissions"].as_array().unwrap().len(), 25, "{i}");
+    let (st, e) = grant_json(&s, C1, &[("ticket", &stored)]).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+}
+
 #[tokio::test]
 async fn lab_reports_doctor_views_insurer_after_approval_family_denied() {
     let idp = TestIdp::new();

@@ -207,7 +207,8 @@ async fn pe_22_t_1_tickets_are_distinct_and_long() {
         .await;
         assert_eq!(st, 201);
         let t = ticket(&v);
-        // base64url of 32 random bytes: 43 characters, 256 bits.
+        // base64url, at least 43 characters: a stored ticket is 32 random bytes; a sealed one
+        // (uma::ticket) is longer, its 128-bit random id and an AES-GCM tag under a server key.
         assert!(t.len() >= 43, "{t}");
         assert!(
             t.bytes()

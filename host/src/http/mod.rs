@@ -38,6 +38,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub keys: Arc<Keys>,
     pub secrets: Arc<SecretHasher>,
+    /// The key permission tickets are sealed with.
+    pub tickets: Arc<crate::uma::ticket::TicketSeal>,
     /// The Wasm plugin runtime every policy and claims plugin runs in.
     pub runtime: Runtime,
     /// What owners' modules used, shown in their metadata.
@@ -61,6 +63,7 @@ impl AppState {
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
         let keys = Keys::load(store.clone(), config.max_signed_token_lifetime_secs()).await?;
         let secrets = SecretHasher::load(store.as_ref()).await?;
+        let tickets = crate::uma::ticket::TicketSeal::load(store.as_ref()).await?;
         let mut runtime_config = config.runtime.clone();
         if runtime_config.cache_dir.is_none() {
             runtime_config.cache_dir = Some(config.data_dir.join("compiled"));
@@ -73,6 +76,7 @@ impl AppState {
             store,
             keys: Arc::new(keys),
             secrets: Arc::new(secrets),
+            tickets: Arc::new(tickets),
             runtime,
             usage: Arc::default(),
         };

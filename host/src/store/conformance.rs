@@ -69,6 +69,34 @@ pub async fn tickets_are_single_use_under_concurrency(store: Arc<dyn Store>) {
     assert!(store.take_ticket("t2").await.unwrap().is_none());
 }
 
+/// S19 for sealed tickets: of many concurrent spends of one id exactly one succeeds, a spent id
+/// stays spent, other ids are independent, and pruning forgets an id once its `exp` has come.
+pub async fn sealed_tickets_are_spent_once(store: Arc<dyn Store>) {
+    let exp = unix_now() + 60;
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move { s.spend_ticket("id1", exp).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1, "exactly one spend wins");
+    assert!(!store.spend_ticket("id1", exp).await.unwrap());
+    assert!(store.spend_ticket("id2", exp).await.unwrap());
+    // Pruned at its expiry: by then the ticket's own `exp` refuses it.
+    let now = unix_now();
+    store.spend_ticket("old", now).await.unwrap();
+    assert!(store.prune_expired(now).await.unwrap() >= 1);
+    assert!(store.spend_ticket("old", now + 60).await.unwrap());
+    assert!(
+        !store.spend_ticket("id1", exp).await.unwrap(),
+        "not yet expired"
+    );
+}
+
 /// T-4: objects whose `exp` has come are never handed out, and pruning removes them.
 pub async fn expired_objects_are_never_returned(store: &dyn Store) {
     let now = unix_now();

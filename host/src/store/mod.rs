@@ -300,6 +300,10 @@ pub trait Store: PolicyStore + UmaStore + Send + Sync + 'static {
     async fn put_ticket(&self, ticket: &str, t: &Ticket) -> Result<()>;
     /// Atomically removes and returns the ticket; `None` if unknown, used or expired.
     async fn take_ticket(&self, ticket: &str) -> Result<Option<Ticket>>;
+    /// Marks the sealed ticket `id` (see `uma::ticket`) used, remembered until `exp`, after
+    /// which the ticket's own expiry refuses it. `true` for exactly one of any number of
+    /// concurrent callers with the same `id`, `false` for every later one.
+    async fn spend_ticket(&self, id: &str, exp: u64) -> Result<bool>;
 
     // --- authorization codes, login requests, refresh tokens (single use) ---
     async fn put_code(&self, code: &str, c: &AuthCode) -> Result<()>;
@@ -334,7 +338,8 @@ pub trait Store: PolicyStore + UmaStore + Send + Sync + 'static {
     /// persisted (e.g. the client-secret hashing key).
     async fn server_secret(&self, name: &str) -> Result<[u8; 32]>;
 
-    /// Drops expired tickets, codes, logins, refresh tokens and revocation entries.
+    /// Drops expired tickets (stored and spent), codes, logins, refresh tokens and revocation
+    /// entries.
     async fn prune_expired(&self, now: u64) -> Result<usize>;
 
     /// Makes every write so far durable. Writes already are on return, except inside

@@ -59,6 +59,8 @@ pub struct SledStore {
     users: sled::Tree,
     resources: sled::Tree,
     tickets: sled::Tree,
+    /// Sealed tickets already presented: id -> exp (u64, big-endian).
+    spent_tickets: sled::Tree,
     codes: sled::Tree,
     logins: sled::Tree,
     refresh: sled::Tree,
@@ -123,6 +125,7 @@ impl SledStore {
             users: t("users")?,
             resources: t("resources")?,
             tickets: t("tickets")?,
+            spent_tickets: t("spent_tickets")?,
             codes: t("codes")?,
             logins: t("logins")?,
             refresh: t("refresh")?,
@@ -311,6 +314,16 @@ impl Store for SledStore {
         self.take(&self.tickets, &secret_key(ticket)).await
     }
 
+    async fn spend_ticket(&self, id: &str, exp: u64) -> Result<bool> {
+        let fresh = self
+            .spent_tickets
+            .compare_and_swap(id, None as Option<&[u8]>, Some(&exp.to_be_bytes()[..]))?
+            .is_ok();
+        if fresh {
+            self.flush().await?;
+        }
+        Ok(fresh)
+    }
     async fn put_code(&self, code: &str, c: &AuthCode) -> Result<()> {
         self.insert(&self.codes, &secret_key(code), c).await
     }
@@ -396,7 +409,7 @@ impl Store for SledStore {
         n += Self::prune_tree::<PendingLogin>(&self.logins, now)?;
         n += Self::prune_tree::<RefreshGrant>(&self.refresh, now)?;
         n += Self::prune_tree::<Spent>(&self.spent, now)?;
-        for tree in [&self.revoked, &self.revoked_families] {
+        for tree in [&self.revoked, &self.revoked_families, &self.spent_tickets] {
             for kv in tree.iter() {
                 let (k, v) = kv?;
                 let exp = v.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
@@ -430,6 +443,12 @@ mod tests {
     async fn s19_ticket_is_single_use_under_concurrent_redemption() {
         let (_d, s) = open();
         conformance::tickets_are_single_use_under_concurrency(s).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn s19_sealed_ticket_is_spent_once_under_concurrency() {
+        let (_d, s) = open();
+        conformance::sealed_tickets_are_spent_once(s).await;
     }
 
     #[tokio::test]

@@ -39,7 +39,6 @@ pub async fn rotate(
     claims: Vec<Claim>,
 ) -> Result<String> {
     let now = unix_now();
-    let value = random_token(32)?;
     let record = Ticket {
         iat: now,
         exp: now + state.config.ticket_lifetime_secs,
@@ -47,8 +46,7 @@ pub async fn rotate(
         claims,
         ..t.clone()
     };
-    state.store.put_ticket(&value, &record).await?;
-    Ok(value)
+    super::ticket::issue(state, &record).await
 }
 
 /// The requesting party's identity, when a trustworthy `sub` is known.
@@ -165,9 +163,7 @@ pub async fn redeem(state: &AppState, req: &ClientRequest) -> Result<TokenRespon
     let requested: Vec<String> = p.get("scope").map(split_scope).unwrap_or_default();
 
     // Presenting the ticket invalidates it, whatever happens next (Grant §5.5, T-2).
-    let ticket = state
-        .store
-        .take_ticket(ticket_value)
+    let ticket = super::ticket::take(state, ticket_value)
         .await?
         .ok_or_else(|| Error::InvalidGrant("unknown, used or expired ticket".into()))?;
     if ticket

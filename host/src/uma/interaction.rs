@@ -83,7 +83,7 @@ pub async fn begin(state: &AppState, query: &str) -> Result<Page> {
         .into());
     };
     // T-3: presenting the ticket here spends it.
-    let Some(ticket) = state.store.take_ticket(ticket_value).await? else {
+    let Some(ticket) = super::ticket::take(state, ticket_value).await? else {
         return Ok(redirect_error(
             &redirect_uri,
             st.as_deref(),

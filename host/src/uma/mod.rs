@@ -10,3 +10,4 @@ pub mod introspect;
 pub mod pat;
 pub mod permission;
 pub mod resources;
+pub mod ticket;

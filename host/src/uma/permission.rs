@@ -9,7 +9,6 @@ use serde_json::Value;
 use super::pat::Pat;
 use crate::error::{Error, Result};
 use crate::http::AppState;
-use crate::keys::random_token;
 use crate::store::{Permission, Ticket, unix_now};
 
 /// One requested permission (Fed §4.1).
@@ -117,7 +116,6 @@ pub async fn request_ticket(
         }
     }
     let now = unix_now();
-    let ticket = random_token(32)?;
     let record = Ticket {
         owner: pat.scope().owner.clone(),
         resource_server: pat.scope().resource_server.clone(),
@@ -128,6 +126,5 @@ pub async fn request_ticket(
         claims: Vec::new(),
         approval: None,
     };
-    state.store.put_ticket(&ticket, &record).await?;
-    Ok(ticket)
+    super::ticket::issue(state, &record).await
 }
