@@ -52,6 +52,8 @@ impl Expiring for RefreshGrant {
 
 pub struct SledStore {
     db: sled::Db,
+    /// Module bytes, one file per content digest (see `policy.rs`).
+    modules_dir: std::path::PathBuf,
     commit: commit::GroupCommit,
     /// Audit entries per owner (key: owner prefix), counted on first use after start.
     audit_counts: std::sync::Mutex<std::collections::HashMap<Vec<u8>, usize>>,
@@ -135,6 +137,7 @@ impl SledStore {
             keys: t("keys")?,
             secrets: t("secrets")?,
             audit_counts: Default::default(),
+            modules_dir: dir.join("modules"),
             commit: commit::GroupCommit::start(db.clone())
                 .map_err(|e| Error::internal(format_args!("starting the store's flusher: {e}")))?,
             db,

@@ -90,17 +90,88 @@ impl SledStore {
     fn tree(&self, name: &str) -> Result<sled::Tree> {
         Ok(self.db.open_tree(name)?)
     }
+
+    /// The file holding the module bytes of `digest` (lowercase SHA-256 hex, checked so that a
+    /// digest can never name a path outside the directory).
+    fn module_path(&self, digest: &str) -> Result<std::path::PathBuf> {
+        if digest.len() != 64
+            || !digest
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(Error::internal(format_args!(
+                "not a module digest: {digest:?}"
+            )));
+        }
+        Ok(self.modules_dir.join(digest))
+    }
+}
+
+/// Writes `bytes` to `path` so that it is whole and durable when this returns: a temporary file
+/// in the same directory, synced, renamed over `path`, then the directory synced. A file already
+/// there with the same length is the same content (the name is its SHA-256) and is kept.
+fn write_module_file(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut suffix = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut suffix).map_err(|_| std::io::Error::other("CSPRNG failure"))?;
+    let tmp = dir.join(format!(".tmp-{}", hex::encode(suffix)));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(Error::internal)?
+        .map_err(|e| Error::internal(format_args!("{what}: {e}")))
 }
 
 #[async_trait]
 impl PolicyStore for SledStore {
+    /// Module bytes go to a file of their own, not into a sled tree: sled keeps a page it
+    /// wrote in memory until that page's cache shard has seen enough other accesses to evict
+    /// anything, so every uploaded module stayed resident until the next restart (a heap profile
+    /// after 300 uploads of a 132 KB module: 39 MB held by `Tree::insert`; 1,000 uploads took the
+    /// server from 41 to 213 MB), and an owner's quota of module bytes was a quota of our RAM.
     async fn put_module_bytes(&self, digest: &str, bytes: &[u8]) -> Result<()> {
-        self.tree("module_blobs")?.insert(digest, bytes)?;
-        self.flush().await
+        let path = self.module_path(digest)?;
+        let dir = self.modules_dir.clone();
+        let bytes = bytes.to_vec();
+        blocking("storing module bytes", move || {
+            write_module_file(&dir, &path, &bytes)
+        })
+        .await
     }
 
     async fn get_module_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree("module_blobs")?.get(digest)?.map(|v| v.to_vec()))
+        let path = self.module_path(digest)?;
+        let read = blocking("reading module bytes", move || match std::fs::read(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await?;
+        match read {
+            Some(b) => Ok(Some(b)),
+            // Stores written before module files kept the bytes in this tree.
+            None => Ok(self.tree("module_blobs")?.get(digest)?.map(|v| v.to_vec())),
+        }
     }
 
     async fn create_module_version(
@@ -180,7 +251,7 @@ impl PolicyStore for SledStore {
         let deleted = unwrap_txn((&modules, &refs, &usage, &blob_refs, &blobs).transaction(
             |(modules, refs, usage, blob_refs, blobs)| {
                 let Some(v) = modules.get(&key)? else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 let record: ModuleRecord = txn_dec(&v)?;
                 let users = get_u64(refs, &key)?;
@@ -198,16 +269,31 @@ impl PolicyStore for SledStore {
                 u.count = u.count.saturating_sub(1);
                 u.bytes = u.bytes.saturating_sub(record.size);
                 usage.insert(owner_key.as_slice(), txn_enc(&u)?)?;
-                if add_u64(blob_refs, record.digest.as_bytes(), -1)? == 0 {
+                let last = add_u64(blob_refs, record.digest.as_bytes(), -1)? == 0;
+                if last {
                     blobs.remove(record.digest.as_bytes())?;
                 }
-                Ok(true)
+                Ok(Some(last.then_some(record.digest)))
             },
         ))?;
-        if deleted {
-            self.flush().await?;
+        let Some(unreferenced) = deleted else {
+            return Ok(false);
+        };
+        self.flush().await?;
+        // The bytes go once the deletion is durable; a crash in between leaves only a file
+        // that nothing refers to.
+        if let Some(digest) = unreferenced {
+            let path = self.module_path(&digest)?;
+            blocking(
+                "removing module bytes",
+                move || match std::fs::remove_file(path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                },
+            )
+            .await?;
         }
-        Ok(deleted)
+        Ok(true)
     }
 
     async fn create_policy(&self, owner: &Owner, policy: &PolicyRecord) -> Result<bool> {
@@ -508,6 +594,97 @@ mod tests {
         let entries = store.query_audit(owner, &all).await.unwrap();
         assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq));
         entries.into_iter().map(|e| e.resource_id).collect()
+    }
+
+    fn module(name: &str, bytes: &[u8]) -> ModuleRecord {
+        ModuleRecord {
+            name: name.into(),
+            version: 0,
+            digest: crate::runtime::digest(bytes),
+            world: crate::runtime::World::Policy,
+            size: bytes.len(),
+            imports: vec![],
+            exports: vec![],
+            created_at: 0,
+            requested_limits: Default::default(),
+        }
+    }
+
+    /// Module bytes are files named by their digest beside sled's, not sled values (which stayed
+    /// in memory): durable across a reopen, shared by versions with the same bytes, removed with
+    /// the last version that refers to them; a store from before keeps its bytes in sled.
+    #[tokio::test]
+    async fn module_bytes_are_files_shared_by_digest_and_removed_with_their_last_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let alice = Owner::User("alice".into());
+        let bytes = b"\0asm component bytes".to_vec();
+        let m = module("m", &bytes);
+        let file = dir.path().join("modules").join(&m.digest);
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.put_module_bytes(&m.digest, &bytes).await.unwrap();
+            assert!(store.tree("module_blobs").unwrap().is_empty());
+            for _ in 0..2 {
+                store.put_module_bytes(&m.digest, &bytes).await.unwrap();
+                store
+                    .create_module_version(&alice, m.clone(), 10, 1 << 20)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+        }
+        assert_eq!(std::fs::read(&file).unwrap(), bytes);
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("modules"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            [std::ffi::OsString::from(&m.digest)],
+            "no temporary files left"
+        );
+
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.get_module_bytes(&m.digest).await.unwrap().unwrap(),
+            bytes
+        );
+        assert!(store.delete_module(&alice, "m", 1).await.unwrap());
+        assert!(file.exists(), "version 2 still refers to the bytes");
+        assert!(store.delete_module(&alice, "m", 2).await.unwrap());
+        assert!(!file.exists());
+        assert!(store.get_module_bytes(&m.digest).await.unwrap().is_none());
+
+        // Written before module files: the bytes are in the `module_blobs` tree.
+        let old = b"\0asm older bytes".to_vec();
+        let o = module("old", &old);
+        store
+            .tree("module_blobs")
+            .unwrap()
+            .insert(&o.digest, old.as_slice())
+            .unwrap();
+        store
+            .create_module_version(&alice, o.clone(), 10, 1 << 20)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.get_module_bytes(&o.digest).await.unwrap().unwrap(),
+            old
+        );
+        assert!(store.delete_module(&alice, "old", 1).await.unwrap());
+        assert!(store.get_module_bytes(&o.digest).await.unwrap().is_none());
+
+        // A digest is never a path.
+        for bad in [
+            "../../etc/passwd",
+            "",
+            &"A".repeat(64),
+            &format!("{}/", &m.digest[..63]),
+        ] {
+            assert!(store.get_module_bytes(bad).await.is_err(), "{bad}");
+            assert!(store.put_module_bytes(bad, b"x").await.is_err(), "{bad}");
+        }
     }
 
     /// A store written before audit chunks (one JSON object per key) keeps its entries: they
