@@ -886,6 +886,27 @@ fn loaded_modules_are_bounded_least_recently_used_first() {
     assert_eq!(rt.loaded_count(), 2);
 }
 
+/// An upload's ingest checks and compiles like any other but keeps nothing loaded: uploads
+/// do not fill memory with modules nothing uses; the first real use loads it.
+#[test]
+fn an_uploaded_module_is_not_kept_loaded_until_it_is_used() {
+    let rt = Runtime::new(RuntimeConfig::default()).unwrap();
+    let bytes = plugins::builtin("allow-list").unwrap().bytes;
+    let uploaded = rt.ingest_unloaded(bytes).unwrap();
+    assert_eq!(rt.loaded_count(), 0);
+    assert!(rt.loaded(&uploaded.digest).is_none());
+    assert!(
+        rt.ingest_unloaded(b"\0asm not a component").is_err(),
+        "the same checks"
+    );
+    let used = rt.ingest(bytes).unwrap();
+    assert_eq!(rt.loaded_count(), 1);
+    assert_eq!(used.digest, uploaded.digest);
+    // Already loaded: an upload of the same bytes finds it and leaves it loaded.
+    rt.ingest_unloaded(bytes).unwrap();
+    assert_eq!(rt.loaded_count(), 1);
+}
+
 /// A module that runs out of fuel on three evaluations in a row is suspended: the fourth is
 /// refused without running (still a denial, with the reason), for that owner only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

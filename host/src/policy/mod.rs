@@ -54,14 +54,24 @@ fn check_name(kind: &str, name: &str) -> Result<()> {
 /// Run the runtime's ingest off the async reactor. When every compile slot is taken it waits for
 /// one (they free up within `compile_timeout`) instead of failing a well-formed module; if none
 /// frees up in that time the caller is told to retry (503), never that the module is invalid.
-async fn ingest(state: &AppState, bytes: Arc<[u8]>) -> Result<Result<Arc<Module>, IngestError>> {
+async fn ingest(
+    state: &AppState,
+    bytes: Arc<[u8]>,
+    keep_loaded: bool,
+) -> Result<Result<Arc<Module>, IngestError>> {
     let deadline = tokio::time::Instant::now() + state.runtime.config().compile_timeout;
     loop {
         let runtime = state.runtime.clone();
         let b = bytes.clone();
-        let result = tokio::task::spawn_blocking(move || runtime.ingest(&b))
-            .await
-            .map_err(Error::internal)?;
+        let result = tokio::task::spawn_blocking(move || {
+            if keep_loaded {
+                runtime.ingest(&b)
+            } else {
+                runtime.ingest_unloaded(&b)
+            }
+        })
+        .await
+        .map_err(Error::internal)?;
         match result {
             Err(IngestError::Busy) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(25)).await;
@@ -253,7 +263,8 @@ pub async fn upload_module(
         )));
     }
     let bytes: Arc<[u8]> = bytes.into();
-    let module = ingest(state, bytes.clone())
+    // Not kept loaded: an upload is not a use, and the artifact it compiled loads in ms.
+    let module = ingest(state, bytes.clone(), false)
         .await?
         .map_err(|e| Error::InvalidModule(e.to_string()))?;
     state.store.put_module_bytes(&module.digest, &bytes).await?;
@@ -356,7 +367,7 @@ pub async fn load_module_limited(
             if let Some(m) = state.runtime.loaded(builtin_digest(b)) {
                 return Ok((m, defaults));
             }
-            let m = ingest(state, b.bytes.into())
+            let m = ingest(state, b.bytes.into(), true)
                 .await?
                 .map_err(|e| Error::internal(format!("built-in {name}: {e}")))?;
             Ok((m, defaults))
@@ -376,7 +387,7 @@ pub async fn load_module_limited(
                 .get_module_bytes(&record.digest)
                 .await?
                 .ok_or_else(|| Error::internal(format!("bytes of module {r} are missing")))?;
-            let m = ingest(state, bytes.into())
+            let m = ingest(state, bytes.into(), true)
                 .await?
                 .map_err(|e| Error::internal(format!("stored module {r}: {e}")))?;
             Ok((m, limits))

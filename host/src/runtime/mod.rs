@@ -208,8 +208,22 @@ impl Runtime {
     }
 
     /// The one ingest path (security-lessons S1): validate, check the surface, compile (or load
-    /// our own cached artifact), link. Blocking: call it off the async reactor.
+    /// our own cached artifact), link; the module stays loaded (up to `max_loaded_modules`).
+    /// Blocking: call it off the async reactor.
     pub fn ingest(&self, bytes: &[u8]) -> Result<Arc<Module>, IngestError> {
+        self.ingest_inner(bytes, true)
+    }
+
+    /// [`Runtime::ingest`] for an upload: the same checks and compilation (which also writes
+    /// the compiled artifact to the cache), but the module is not kept loaded unless it already
+    /// was. It is loaded at its first use, from the artifact. Uploading 1,000 modules otherwise
+    /// left the last `max_loaded_modules` of them resident (~0.45 MiB each) whether or not
+    /// anything ever used them.
+    pub fn ingest_unloaded(&self, bytes: &[u8]) -> Result<Arc<Module>, IngestError> {
+        self.ingest_inner(bytes, false)
+    }
+
+    fn ingest_inner(&self, bytes: &[u8], keep: bool) -> Result<Arc<Module>, IngestError> {
         let inner = &self.inner;
         let surface = ingest::inspect(
             bytes,
@@ -276,11 +290,13 @@ impl Runtime {
             load_time,
             pre,
         });
-        inner.modules.lock().unwrap().insert(
-            digest,
-            module.clone(),
-            inner.config.max_loaded_modules,
-        );
+        if keep {
+            inner.modules.lock().unwrap().insert(
+                digest,
+                module.clone(),
+                inner.config.max_loaded_modules,
+            );
+        }
         Ok(module)
     }
 
