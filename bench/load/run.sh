@@ -7,6 +7,9 @@
 #   bench/load/run.sh --smoke         # 2 s each on the debug build, fails on any error (CI)
 #   ONLY=co-tenant,rpt bench/load/run.sh   # some of: basic grant flow co-tenant rpt peer
 #   UMA_HOST_BIN=/tmp/uma-host-before bench/load/run.sh   # another build, for before/after runs
+#   MODULES=1000 bench/load/run.sh    # first store 1,000 distinct owner modules (~3-4 min)
+#
+# The rss_mb column is the server's highest RSS while a scenario ran (sampled every 0.2 s).
 #
 # Needs wrk (Debian `wrk`), node and npm (the peer is installed from npm into a scratch folder),
 # curl and jq. Everything listens on 127.0.0.1 only.
@@ -67,6 +70,10 @@ client_secret = "bench-app-secret-0123456789"
 [[clients]]
 client_id = "bench-evil"
 client_secret = "bench-evil-secret-0123456789"
+$(for i in 0 1 2 3; do printf '[[clients]]\nclient_id = "bench-owner-%s"\nclient_secret = "bench-owner-secret-0123456789"\n' "$i"; done)
+[policy]
+# MODULES=1000 stores 250 modules for each of four owners.
+max_modules_per_owner = 250
 [runtime]
 max_concurrent_evaluations_per_owner = ${PER_OWNER:-2}
 ${RUNTIME_TOML:-}
@@ -79,11 +86,37 @@ kill -0 "$server" 2>/dev/null || { echo "uma-host did not start (port $PORT take
 trap 'echo "load harness failed at line $LINENO; server log:" >&2; tail -20 "$work/server.log" >&2' ERR
 
 want() { [[ -z ${ONLY:-} || ",$ONLY," == *",$1,"* ]]; }
+# peak_rss pid file: writes the highest RSS (MB) of pid to file, sampling every 0.2 s until killed
+# (from /proc with shell builtins, so the sampler itself costs next to nothing).
+peak_rss() {
+  local max=0 k v _
+  while [[ -r /proc/$1/status ]]; do
+    while read -r k v _; do
+      [[ $k == VmRSS: ]] && (( v / 1024 > max )) && { max=$((v / 1024)); echo "$max" > "$2"; }
+    done < "/proc/$1/status"
+    sleep 0.2
+  done
+}
+# with_peak_rss pid cmd...: runs cmd, then prints the pid's highest RSS while it ran; fails if cmd did
+with_peak_rss() {
+  local pid=$1 f sampler rc=0; shift
+  f=$(mktemp -p "$work" rss.XXXXXX); echo 0 > "$f"
+  peak_rss "$pid" "$f" & sampler=$!
+  "$@" || rc=$?
+  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  cat "$f"
+  return "$rc"
+}
 rss() { ps -o rss= -p "$1" | awk '{printf "%.0f", $1/1024}'; }
-measure() { # name script [env...]: runs wrk, appends its JSON line plus the server's RSS
-  local name=$1 script=$2; shift 2
-  env "$@" SCENARIO="$name" WRK_THREADS=1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$here/$script" "${URL:-$AS}${PATH_:-}" \
-    | grep '^{' | jq -c --arg rss "$(rss "${TARGET_PID:-$server}")" '. + {rss_mb: ($rss|tonumber)}' >> "$results"
+measure() { # name script [env...]: runs wrk, appends its JSON line plus the server's peak RSS
+  local name=$1 script=$2 out peak; shift 2
+  out=$(mktemp -p "$work" wrk.XXXXXX)
+  peak=$(with_peak_rss "${TARGET_PID:-$server}" run_wrk "$out" "$@")
+  grep '^{' "$out" | jq -c --arg rss "$peak" '. + {rss_mb: ($rss|tonumber)}' >> "$results"
+}
+run_wrk() { # out [env...]: (name and script from measure)
+  local out=$1; shift
+  env "$@" SCENARIO="$name" WRK_THREADS=1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$here/$script" "${URL:-$AS}${PATH_:-}" > "$out"
 }
 
 # Setup: a PAT, a resource, the built-in allow-list policy bound to it (one Wasm policy).
@@ -99,6 +132,42 @@ TICKET=$(curl -sf -H "Authorization: Bearer $PAT" -H 'Content-Type: application/
   -d "{\"resource_id\":\"$RID\",\"resource_scopes\":[\"view\"]}" "$AS/permission" | jq -r .ticket)
 RPT=$(curl -sf -u bench-app:bench-app-secret-0123456789 -d grant_type=urn:ietf:params:oauth:grant-type:uma-ticket \
   -d "ticket=$TICKET" "$AS/token" | jq -r .access_token)
+
+# MODULES=N: store N distinct owner modules before the scenarios (issue 6's RSS target is "with
+# 1,000 stored modules, under load"): the allow-list component with a custom section carrying its
+# number appended (changes nothing it does, gives it its own digest, so each is validated,
+# compiled and stored on its own), uploaded by four owners, two at a time (the server's default
+# compile concurrency). The scenarios then run beside them; none of them is bound or loaded.
+if (( ${MODULES:-0} > 0 )); then
+  allow="${CARGO_TARGET_DIR:-$root/target}/plugins/wasm32-wasip2/release/allow_list.wasm"
+  leb128() { local v=$1 b; while :; do b=$((v & 127)); v=$((v >> 7)); (( v )) && b=$((b | 128)); printf '\\x%02x' "$b"; (( v )) || break; done; }
+  upload() { # n
+    local owner=$(( $1 % 4 )) payload="$1" f="$work/module-$1.wasm" name_len=9
+    cp "$allow" "$f"
+    local content_len=$(( 1 + name_len + ${#payload} ))
+    printf "\\x00$(leb128 "$content_len")$(leb128 "$name_len")uma-bench%s" "$payload" >> "$f"
+    curl -sf -H "Authorization: Bearer ${OWNER_PATS[$owner]}" -H 'Content-Type: application/wasm' \
+      --data-binary "@$f" "$AS/owner/modules/m$1" >/dev/null || { echo "upload of module $1 failed" >&2; return 1; }
+    rm -f "$f"
+  }
+  OWNER_PATS=()
+  for i in 0 1 2 3; do
+    OWNER_PATS+=("$(curl -sf -u "bench-owner-$i:bench-owner-secret-0123456789" -d grant_type=client_credentials \
+      -d scope=uma_protection "$AS/token" | jq -r .access_token)")
+  done
+  start=$(date +%s)
+  for n in $(seq 0 2 $((MODULES - 1))); do
+    upload "$n" & a=$!
+    if (( n + 1 < MODULES )); then upload $((n + 1)); fi
+    wait "$a"
+  done
+  stored=0
+  for i in 0 1 2 3; do
+    stored=$((stored + $(curl -sf -H "Authorization: Bearer ${OWNER_PATS[$i]}" "$AS/owner/modules" | jq '.owned | length')))
+  done
+  [[ $stored == "$MODULES" ]] || { echo "$stored modules stored, not $MODULES" >&2; exit 1; }
+  echo "stored $MODULES modules in $(( $(date +%s) - start )) s; server RSS $(rss "$server") MB" >&2
+fi
 
 if want basic; then
 PATH_=/.well-known/uma2-configuration measure discovery get.lua
@@ -160,7 +229,9 @@ fi
 # One RPT covering 500 resources, built up and then re-granted REPS times (smoke: 200, 3 times).
 if want rpt; then
 source "$here/rpt500.sh"
-if [[ $SMOKE == 1 ]]; then REPS=3 RESOURCES=200 rpt500; else REPS=${REPS:-1000} rpt500; fi | jq -c --arg rss "$(rss "$server")" '. + {rss_mb: ($rss|tonumber), rps: 0, ops_per_s: 0, p999_ms: 0}' >> "$results"
+run_rpt500() { if [[ $SMOKE == 1 ]]; then REPS=3 RESOURCES=200 rpt500; else REPS=${REPS:-1000} rpt500; fi > "$work/rpt500.json"; }
+rpt_rss=$(with_peak_rss "$server" run_rpt500)
+jq -c --arg rss "$rpt_rss" '. + {rss_mb: ($rss|tonumber), rps: 0, ops_per_s: 0, p999_ms: 0}' "$work/rpt500.json" >> "$results"
 fi
 
 # The peer, minutes apart on the same machine.
