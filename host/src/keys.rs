@@ -68,17 +68,41 @@ pub struct Keys {
     /// of the cost of a request (about 65 µs of 160 µs each for introspection's two tokens).
     /// RPTs go in when they are signed ([`Keys::sign_remembered`]). A hit still
     /// checks expiry; revocation is checked by the caller on every use anyway.
-    verified: quick_cache::sync::Cache<[u8; 32], Verified>,
+    verified: quick_cache::sync::Cache<[u8; 32], Verified, TokenBytes>,
 }
 
-/// How many verified tokens are remembered. Default: 16 384 (a few MiB of claims). Trade-off:
+/// How much verified-token text is remembered: 4 MiB, about 6,000 PATs or one-permission RPTs,
+/// or 100 RPTs of 500 permissions; their parsed claims take about as much again. Bounded by
+/// bytes, not by count: 16,384 tokens of any size let RPTs of 500 permissions (~40 KB each)
+/// hold tens of MB (the server's RSS rose from 108 to 122 MB over 300 such grants). Trade-off:
 /// a token that fell out is verified again (a ~65 µs miss), never accepted unverified.
-const VERIFIED_TOKENS: usize = 16_384;
+const VERIFIED_TOKEN_BYTES: u64 = 4 << 20;
 
 #[derive(Clone)]
 struct Verified {
     exp: u64,
     claims: Arc<dyn std::any::Any + Send + Sync>,
+    /// The token's length plus a little for the entry: what it weighs in the cache.
+    weight: u64,
+}
+
+impl Verified {
+    fn new<T: Send + Sync + 'static>(token: &str, exp: u64, claims: T) -> Verified {
+        Verified {
+            exp,
+            claims: Arc::new(claims),
+            weight: token.len() as u64 + 64,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct TokenBytes;
+
+impl quick_cache::Weighter<[u8; 32], Verified> for TokenBytes {
+    fn weight(&self, _: &[u8; 32], v: &Verified) -> u64 {
+        v.weight
+    }
 }
 
 /// The verified-token cache's key: SHA-256 of the issuer and the whole token.
@@ -130,7 +154,11 @@ impl Keys {
             publish_window,
             set: RwLock::new(Arc::new(set)),
             rotating: tokio::sync::Mutex::new(()),
-            verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
+            verified: quick_cache::sync::Cache::with_weighter(
+                8_192,
+                VERIFIED_TOKEN_BYTES,
+                TokenBytes,
+            ),
         })
     }
 
@@ -264,13 +292,8 @@ impl Keys {
             };
         }
         let claims: T = self.verify(token, issuer)?;
-        self.verified.insert(
-            key,
-            Verified {
-                exp: exp(&claims),
-                claims: Arc::new(claims.clone()),
-            },
-        );
+        self.verified
+            .insert(key, Verified::new(token, exp(&claims), claims.clone()));
         Ok(claims)
     }
 
@@ -287,10 +310,7 @@ impl Keys {
         let token = self.sign(claims)?;
         self.verified.insert(
             verified_key(&token, issuer),
-            Verified {
-                exp,
-                claims: Arc::new(claims.clone()),
-            },
+            Verified::new(&token, exp, claims.clone()),
         );
         Ok(token)
     }
@@ -424,6 +444,30 @@ mod tests {
                 .err()
                 .as_deref(),
             Some("token expired")
+        );
+    }
+
+    /// The cache is bounded by the bytes of the tokens it holds, not by their number: big RPTs
+    /// (hundreds of permissions) do not grow it past its budget, and a token that fell out
+    /// still verifies (the slow way).
+    #[tokio::test]
+    async fn verified_token_cache_is_bounded_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(crate::store::SledStore::open(dir.path()).unwrap());
+        let keys = Keys::load(store, 3600).await.unwrap();
+        let mut first = None;
+        for _ in 0..300 {
+            let mut c = claims(unix_now() + 600);
+            c.sub = "x".repeat(30_000);
+            let t = keys.sign_remembered(&c, "https://as", c.exp).unwrap();
+            first.get_or_insert((t, c));
+        }
+        assert!(keys.verified.weight() <= VERIFIED_TOKEN_BYTES);
+        assert!(keys.verified.len() < 300, "{} kept", keys.verified.len());
+        let (t, c) = first.unwrap();
+        assert_eq!(
+            keys.verify_cached(&t, "https://as", |c: &C| c.exp).unwrap(),
+            c
         );
     }
 
