@@ -673,30 +673,39 @@ async fn t_10_sixty_four_concurrent_redemptions_yield_one_rpt() {
     )
     .await;
     let t = ticket(&s, &w.pat, &w.rid, &["view"]).await;
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let http = s.http.clone();
-        let url = s.url("/token");
-        let t = t.clone();
-        tasks.push(tokio::spawn(async move {
-            http.post(url)
-                .basic_auth(C1.0, Some(C1.1))
-                .form(&[("grant_type", UMA), ("ticket", t.as_str())])
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }));
-    }
-    let mut ok = 0;
+    let rpts = redeem_concurrently(&s, &t, 64).await;
+    assert_eq!(rpts.len(), 1);
+}
+
+/// `n` simultaneous redemptions of one ticket by c1: the RPTs issued; every other answer must
+/// be `invalid_grant`.
+async fn redeem_concurrently(s: &TestServer, ticket: &str, n: usize) -> Vec<String> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let http = s.http.clone();
+            let url = s.url("/token");
+            let t = ticket.to_owned();
+            tokio::spawn(async move {
+                let r = http
+                    .post(url)
+                    .basic_auth(C1.0, Some(C1.1))
+                    .form(&[("grant_type", UMA), ("ticket", t.as_str())])
+                    .send()
+                    .await
+                    .unwrap();
+                status_json(r).await
+            })
+        })
+        .collect();
+    let mut rpts = Vec::new();
     for task in tasks {
         match task.await.unwrap() {
-            StatusCode::OK => ok += 1,
-            StatusCode::BAD_REQUEST => {}
-            other => panic!("unexpected status {other}"),
+            (StatusCode::OK, v) => rpts.push(v["access_token"].as_str().unwrap().to_owned()),
+            (StatusCode::BAD_REQUEST, e) => assert_eq!(e["error"], "invalid_grant"),
+            other => panic!("unexpected answer {other:?}"),
         }
     }
-    assert_eq!(ok, 1);
+    rpts
 }
 
 /// A ticket for many resources is too large to seal into the ticket itself (`uma::ticket`), so it
@@ -747,30 +756,7 @@ async fn t_2_t_10_a_ticket_too_large_to_seal_is_stored_and_single_use_too() {
     let stored = v["ticket"].as_str().unwrap().to_owned();
     assert_eq!(stored.len(), 43, "stored, not sealed: {stored}");
 
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let http = s.http.clone();
-        let url = s.url("/token");
-        let t = stored.clone();
-        tasks.push(tokio::spawn(async move {
-            let r = http
-                .post(url)
-                .basic_auth(C1.0, Some(C1.1))
-                .form(&[("grant_type", UMA), ("ticket", t.as_str())])
-                .send()
-                .await
-                .unwrap();
-            status_json(r).await
-        }));
-    }
-    let mut rpts = Vec::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            (StatusCode::OK, v) => rpts.push(v["access_token"].as_str().unwrap().to_owned()),
-            (StatusCode::BAD_REQUEST, e) => assert_eq!(e["error"], "invalid_grant"),
-            other => panic!("unexpected answer {other:?}"),
-        }
-    }
+    let rpts = redeem_concurrently(&s, &stored, 16).await;
     assert_eq!(rpts.len(), 1);
     let i = introspect(&s, &w.pat, &rpts[0]).await;
     assert_eq!(i["permissions"].as_array().unwrap().len(), 25, "{i}");
