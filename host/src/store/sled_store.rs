@@ -120,6 +120,18 @@ impl SledStore {
             .flush_every_ms(None)
             .open()?;
         let t = |n: &str| db.open_tree(n);
+        // A module file a crash left half-written was never referred to: its record commits
+        // only after the rename.
+        if let Ok(entries) = std::fs::read_dir(dir.join("modules")) {
+            for e in entries.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with(policy::TMP_PREFIX)
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         // Audit counts were kept in this tree before they moved to memory.
         db.drop_tree("audit_counts")?;
         Ok(SledStore {

@@ -107,18 +107,22 @@ impl SledStore {
     }
 }
 
+/// Module files being written have this prefix; one left by a crash is removed at open.
+pub(super) const TMP_PREFIX: &str = ".tmp-";
+
 /// Writes `bytes` to `path` so that it is whole and durable when this returns: a temporary file
 /// in the same directory, synced, renamed over `path`, then the directory synced. A file already
-/// there with the same length is the same content (the name is its SHA-256) and is kept.
+/// there with the same length is the same content (the name is its SHA-256) and is kept; the
+/// directory is still synced, in case the process that renamed it died before doing so.
 fn write_module_file(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     if std::fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64) {
-        return Ok(());
+        return std::fs::File::open(dir)?.sync_all();
     }
     std::fs::create_dir_all(dir)?;
     let mut suffix = [0u8; 8];
     aws_lc_rs::rand::fill(&mut suffix).map_err(|_| std::io::Error::other("CSPRNG failure"))?;
-    let tmp = dir.join(format!(".tmp-{}", hex::encode(suffix)));
+    let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(suffix)));
     let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -644,7 +648,11 @@ mod tests {
             "no temporary files left"
         );
 
+        // A temporary file a crash left behind is removed when the store opens.
+        let stale = dir.path().join("modules").join(format!("{TMP_PREFIX}0123"));
+        std::fs::write(&stale, b"half").unwrap();
         let store = SledStore::open(dir.path()).unwrap();
+        assert!(!stale.exists());
         assert_eq!(
             store.get_module_bytes(&m.digest).await.unwrap().unwrap(),
             bytes
