@@ -39,6 +39,8 @@ const STORED_RANDOM_BYTES: usize = 32;
 const STORED_LEN: usize = (STORED_RANDOM_BYTES * 4).div_ceil(3);
 const ID_LEN: usize = 16;
 const TAG_LEN: usize = 16;
+/// The longest sealed ticket: base64url of the id, the largest record and the tag.
+const SEALED_MAX_LEN: usize = ((ID_LEN + SEALED_MAX_BYTES + TAG_LEN) * 4).div_ceil(3);
 
 /// How much longer than its ticket a spent id is remembered: hosts sharing one store may have
 /// clocks a little apart, and one that is behind must still find the id spent.
@@ -73,10 +75,7 @@ impl TicketSeal {
     fn seal(&self, record: &[u8]) -> Result<String> {
         let mut id = [0u8; ID_LEN];
         aws_lc_rs::rand::fill(&mut id).map_err(|_| Error::internal("CSPRNG failure"))?;
-        let mut out = Vec::with_capacity(ID_LEN + record.len() + TAG_LEN);
-        out.extend_from_slice(&id);
-        out.extend_from_slice(record);
-        let mut body = out.split_off(ID_LEN);
+        let mut body = record.to_vec();
         self.cipher(&id)
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key([0; 12]),
@@ -84,13 +83,12 @@ impl TicketSeal {
                 &mut body,
             )
             .map_err(|_| Error::internal("sealing a ticket failed"))?;
-        out.extend_from_slice(&body);
-        Ok(B64.encode(out))
+        Ok(B64.encode([&id[..], &body].concat()))
     }
 
     /// The ticket's id and record, if `value` was sealed by this key and not altered.
     fn open(&self, value: &str) -> Option<(String, Ticket)> {
-        if value.len() > (ID_LEN + SEALED_MAX_BYTES + TAG_LEN).div_ceil(3) * 4 {
+        if value.len() > SEALED_MAX_LEN {
             return None;
         }
         let mut bytes = B64.decode(value).ok()?;
