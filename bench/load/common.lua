@@ -19,6 +19,40 @@ function M.done(name, per_op, unexpected)
   end
 end
 
+-- A send schedule for a fixed request rate, like wrk2's: `M.paced(rate)` returns a function for
+-- wrk's `delay()` that gives the thread's requests evenly spaced send times, 1/rate seconds
+-- apart, whichever connection sends them. Waiting a fixed time after each answer instead (what
+-- `DELAY_MS` does) lets the rate drift up as answers get faster and keeps connections that
+-- started together sending together, in bursts. A send slot already past is used at once, so a
+-- slow answer delays only its own connection and the average rate holds. wrk waits in whole
+-- milliseconds: a fractional wait is rounded up or down at random, in proportion, so the
+-- average stays exact. Latency is wrk's (from the actual send), as for every scenario.
+local ffi = require('ffi')
+ffi.cdef [[
+  typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+  int clock_gettime(int clock, bench_timespec *tp);
+]]
+local timespec = ffi.new('bench_timespec')
+local function now_ms()
+  ffi.C.clock_gettime(1, timespec) -- CLOCK_MONOTONIC
+  return tonumber(timespec.tv_sec) * 1000 + tonumber(timespec.tv_nsec) / 1e6
+end
+
+function M.paced(rate)
+  local interval, next_slot = 1000 / rate, nil
+  math.randomseed(os.time())
+  return function()
+    local now = now_ms()
+    next_slot = next_slot or now
+    local wait = next_slot - now
+    next_slot = next_slot + interval
+    if wait <= 0 then return 0 end
+    local whole = math.floor(wait)
+    if math.random() < wait - whole then whole = whole + 1 end
+    return whole
+  end
+end
+
 function M.basic(user, pass)
   -- wrk's LuaJIT has no base64: a small encoder.
   local b = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'

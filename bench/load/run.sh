@@ -180,13 +180,13 @@ DURATION_SAVE=$DURATION; DURATION=$((DURATION * 2 + 2))
 measure collect-tickets collect_tickets.lua PAT="$PAT" RESOURCE_ID="$RID" TICKETS_FILE="$work/tickets"
 DURATION=$DURATION_SAVE
 measure uma-grant uma_grant.lua CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789 TICKETS_FILE="$work/tickets"
-# (b) again at about half its peak rate (skipping the tickets the first run used, counting the
-# requests still in flight when wrk stopped), for the latency target there: each connection waits
-# so that 16 connections together send half the peak rate.
-peak=$(jq -s 'map(select(.scenario=="uma-grant"))[0] | [.rps, .p50_ms, .requests]' "$results")
-delay=$(jq -n --argjson p "$peak" '[(('"$CONNECTIONS"' * 1000 / ($p[0] / 2)) - $p[1]) | floor, 1] | max')
+# (b) again at half its peak rate (skipping the tickets the first run used, counting the
+# requests still in flight when wrk stopped), for the latency target there: the 16 connections
+# send on one schedule of evenly spaced requests at half the peak rate (common.lua's `paced`).
+peak=$(jq -s 'map(select(.scenario=="uma-grant"))[0] | [.rps, .requests]' "$results")
 measure uma-grant-half-peak uma_grant.lua CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789 \
-  TICKETS_FILE="$work/tickets" TICKETS_OFFSET="$(jq -n --argjson p "$peak" '$p[2] + 2 * '"$CONNECTIONS")" DELAY_MS="$delay"
+  TICKETS_FILE="$work/tickets" TICKETS_OFFSET="$(jq -n --argjson p "$peak" '$p[1] + 2 * '"$CONNECTIONS")" \
+  RATE="$(jq -n --argjson p "$peak" '$p[0] / 2')"
 fi
 want flow && measure full-flow flow.lua PAT="$PAT" RESOURCE_ID="$RID" CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789
 

@@ -8,12 +8,16 @@ function setup(thread)
   table.insert(threads, thread)
   counter = counter + 1
 end
--- Env TICKETS_OFFSET skips tickets an earlier run consumed; DELAY_MS paces each connection
--- (wrk waits that long before each request), for latency at a fixed fraction of the peak rate.
+-- Env TICKETS_OFFSET skips tickets an earlier run consumed. RATE (requests/s) sends on a fixed
+-- schedule, for latency at a given fraction of the peak rate; DELAY_MS instead makes each
+-- connection wait that long before each request (the co-tenant scenario's fixed load).
 local tickets, next_ticket = {}, 1
 local offset = tonumber(os.getenv('TICKETS_OFFSET') or '0')
+local rate = tonumber(os.getenv('RATE') or '0')
 local pause = tonumber(os.getenv('DELAY_MS') or '0')
-if pause > 0 then
+if rate > 0 then
+  delay = c.paced(rate)
+elseif pause > 0 then
   function delay() return pause end
 end
 function init(args)
