@@ -496,20 +496,56 @@ impl PolicyStore for SledStore {
 /// so an RPT over 500 resources writes one value instead of 500 (and its trimming removes one).
 /// A chunk's key is `id << 10` for a fresh sled id and its entries' seqs follow it, so seqs
 /// stay unique and increasing. Values: the entry count (u32, big-endian), then the entries
-/// as a JSON array. Stores written before chunking hold one JSON object per key (seq = id);
-/// both are read.
+/// as a JSON array, or [`COMPRESSED`] and that array compressed. Stores written before
+/// chunking hold one JSON object per key (seq = id); all are read.
 const AUDIT_CHUNK: usize = 1 << 10;
 
+/// Marks a chunk whose JSON is LZ4-compressed (block format, size prepended). A JSON array
+/// starts with `[`, so the two cannot be confused.
+const COMPRESSED: u8 = 1;
+
+/// A chunk's JSON above this size is compressed. sled writes any value or node image over
+/// ~128 KiB (a quarter of its 512 KiB segment) to a file of its own, created and synced per
+/// write, and it splits a leaf only once it holds 16 keys, whatever their size: a
+/// 500-permission grant's chunk (~200 KB of JSON) made blob files of 0.2-1.8 MB on every such
+/// grant. Its entries repeat the same names and fields, so LZ4 shrinks it several times over.
+/// Small chunks (a grant's one entry) stay plain JSON: nothing to gain there.
+const COMPRESS_ABOVE: usize = 4 << 10;
+
+/// The most a compressed chunk may claim to expand to: a damaged value is an error, not a
+/// huge allocation.
+const MAX_CHUNK_JSON: usize = 64 << 20;
+
 fn encode_chunk(entries: &[AuditEntry]) -> Result<Vec<u8>> {
+    let json = serde_json::to_vec(entries)?;
     let mut v = (entries.len() as u32).to_be_bytes().to_vec();
-    serde_json::to_writer(&mut v, entries)?;
+    if json.len() > COMPRESS_ABOVE {
+        v.push(COMPRESSED);
+        v.extend_from_slice(&lz4_flex::compress_prepend_size(&json));
+    } else {
+        v.extend_from_slice(&json);
+    }
     Ok(v)
 }
 
 fn decode_chunk(value: &[u8]) -> Result<Vec<AuditEntry>> {
     match value.first() {
         Some(b'{') => Ok(vec![dec(value)?]),
-        _ => dec(value.get(4..).unwrap_or_default()),
+        _ => match value.get(4..).unwrap_or_default() {
+            [COMPRESSED, packed @ ..] => {
+                let damaged = |e: lz4_flex::block::DecompressError| {
+                    Error::internal(format!("a compressed audit chunk is damaged: {e}"))
+                };
+                let (size, data) = lz4_flex::block::uncompressed_size(packed).map_err(damaged)?;
+                if size > MAX_CHUNK_JSON {
+                    return Err(Error::internal(
+                        "a compressed audit chunk claims an impossible size",
+                    ));
+                }
+                dec(&lz4_flex::decompress(data, size).map_err(damaged)?)
+            }
+            json => dec(json),
+        },
     }
 }
 
@@ -693,6 +729,88 @@ mod tests {
             assert!(store.get_module_bytes(bad).await.is_err(), "{bad}");
             assert!(store.put_module_bytes(bad, b"x").await.is_err(), "{bad}");
         }
+    }
+
+    /// A 500-permission request's chunk is compressed well under sled's ~128 KiB blob
+    /// threshold, a grant's single entry stays plain JSON, both list, page and trim in order,
+    /// and a damaged compressed chunk is an error, not a panic or a huge allocation.
+    #[tokio::test]
+    async fn large_audit_chunks_are_compressed_below_sleds_blob_threshold() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let alice = Owner::User("alice".into());
+        let names: Vec<String> = (0..500).map(|i| format!("r{i:03}")).collect();
+        let batch: Vec<_> = names.iter().map(|n| entry(n)).collect();
+        store.append_audits(&alice, batch, 10_000).await.unwrap();
+        store
+            .append_audit(&alice, entry("one"), 10_000)
+            .await
+            .unwrap();
+
+        let values: Vec<_> = store
+            .tree("audit")
+            .unwrap()
+            .iter()
+            .map(|kv| kv.unwrap().1)
+            .collect();
+        assert_eq!(values.len(), 2);
+        let (big, one) = (&values[0], &values[1]);
+        assert_eq!(big[4], COMPRESSED);
+        let json = serde_json::to_vec(&decode_chunk(big).unwrap()).unwrap();
+        assert!(json.len() > 32 << 10, "{}", json.len());
+        assert!(
+            big.len() * 4 < json.len(),
+            "{} of {}",
+            big.len(),
+            json.len()
+        );
+        assert_eq!(chunk_len(big), 500);
+        assert_eq!(one[4], b'[');
+
+        let mut want = names.clone();
+        want.push("one".into());
+        let all = store
+            .query_audit(
+                &alice,
+                &AuditQuery {
+                    limit: Some(500),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let got: Vec<_> = all.iter().map(|e| e.resource_id.clone()).collect();
+        assert_eq!(got, want[..500]);
+        let next = store
+            .query_audit(
+                &alice,
+                &AuditQuery {
+                    after: Some(all[137].seq),
+                    limit: Some(3),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let next: Vec<_> = next.into_iter().map(|e| e.resource_id).collect();
+        assert_eq!(next, want[138..141]);
+        // Trimming cuts into the compressed chunk and re-encodes the rest.
+        store
+            .append_audit(&alice, entry("last"), 100)
+            .await
+            .unwrap();
+        let mut kept = want[402..].to_vec();
+        kept.push("last".into());
+        assert_eq!(ids(&store, &alice).await, kept);
+
+        let mut damaged = big.to_vec();
+        let end = damaged.len() - 1;
+        damaged.truncate(end / 2);
+        assert!(decode_chunk(&damaged).is_err());
+        let mut bomb = 1u32.to_be_bytes().to_vec();
+        bomb.push(COMPRESSED);
+        bomb.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_chunk(&bomb).is_err());
     }
 
     /// A store written before audit chunks (one JSON object per key) keeps its entries: they
