@@ -1,5 +1,5 @@
-//! [`Store`] on sled: one tree per kind of object, JSON values, and a flush before every
-//! acknowledged write returns.
+//! [`Store`] on sled: one tree per kind of object, JSON values (LZ4-compressed above 4 KiB),
+//! and a flush before every acknowledged write returns.
 
 use std::path::Path;
 
@@ -73,11 +73,59 @@ pub struct SledStore {
     secrets: sled::Tree,
 }
 
+/// A value is its JSON, or [`COMPRESSED`] followed by that JSON LZ4-compressed when it is larger
+/// than [`COMPRESS_ABOVE`]. Values written before compression are plain JSON and still read.
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    Ok(serde_json::to_vec(v)?)
+    let json = serde_json::to_vec(v)?;
+    Ok(if json.len() > COMPRESS_ABOVE {
+        compress(&json)
+    } else {
+        json
+    })
 }
 fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
-    Ok(serde_json::from_slice(b)?)
+    match b {
+        [COMPRESSED, packed @ ..] => Ok(serde_json::from_slice(&decompress(packed)?)?),
+        json => Ok(serde_json::from_slice(json)?),
+    }
+}
+
+/// Marks a compressed value: LZ4 block format with the size prepended. No JSON text starts
+/// with this byte, so the two cannot be confused.
+const COMPRESSED: u8 = 1;
+
+/// JSON above this size is compressed. sled keeps a leaf of up to 16 values whole in memory,
+/// rewrites it whole when it consolidates, and writes any value or leaf image over ~128 KiB
+/// (a quarter of its 512 KiB segment) to a blob file of its own, created and synced per
+/// write. Large values are few but expensive: an RPT's record over 500 resources is ~34 KB of
+/// JSON, a 500-entry audit chunk ~200 KB. Their field names repeat, so LZ4 shrinks them
+/// several times over at a few tens of microseconds; small values gain nothing.
+const COMPRESS_ABOVE: usize = 4 << 10;
+
+/// The most a compressed value may claim to expand to: a damaged value is an error, not a
+/// huge allocation.
+const MAX_DECOMPRESSED: usize = 64 << 20;
+
+fn compress(json: &[u8]) -> Vec<u8> {
+    let packed = lz4_flex::compress_prepend_size(json);
+    let mut v = Vec::with_capacity(1 + packed.len());
+    v.push(COMPRESSED);
+    v.extend_from_slice(&packed);
+    v
+}
+
+/// The JSON of a value [`compress`] wrote, without its [`COMPRESSED`] mark.
+fn decompress(packed: &[u8]) -> Result<Vec<u8>> {
+    let damaged = |e: lz4_flex::block::DecompressError| {
+        Error::internal(format!("a compressed value is damaged: {e}"))
+    };
+    let (size, data) = lz4_flex::block::uncompressed_size(packed).map_err(damaged)?;
+    if size > MAX_DECOMPRESSED {
+        return Err(Error::internal(
+            "a compressed value claims an impossible size",
+        ));
+    }
+    lz4_flex::decompress(data, size).map_err(damaged)
 }
 
 /// `owner \0 resource_server \0`: owners and client ids never contain NUL (validated on
@@ -553,6 +601,82 @@ mod tests {
         for i in 0..3 {
             assert!(store.take_ticket(&format!("t{i}")).await.unwrap().is_some());
         }
+    }
+
+    /// A large value (an RPT's record over 500 resources, ~34 KB of JSON) is stored LZ4-compressed
+    /// and reads back the same through listing and taking; a small one stays plain JSON; a value
+    /// written before compression (plain JSON of any size) is still read; a damaged compressed
+    /// value, or one claiming a huge size, is an error instead of a panic or an allocation.
+    #[tokio::test]
+    async fn large_values_are_stored_compressed_and_read_back() {
+        use crate::store::uma::RptRecord;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let alice = Owner::User("alice".into());
+        let record = |jti: &str, n: usize| RptRecord {
+            jti: jti.into(),
+            resource_server: "rs".into(),
+            client_id: "app".into(),
+            requesting_party: None,
+            permissions: (0..n)
+                .map(|i| Permission {
+                    resource_id: format!("res-{i:016x}"),
+                    resource_scopes: vec!["read".into(), "write".into()],
+                })
+                .collect(),
+            iat: unix_now(),
+            exp: unix_now() + 60,
+        };
+        let rpts = store.db.open_tree("rpts").unwrap();
+        let big = record("big", 500);
+        let json = serde_json::to_vec(&big).unwrap();
+        store.record_rpt(&alice, &big).await.unwrap();
+        let stored = rpts.get(uma::owned_key(&alice, "big")).unwrap().unwrap();
+        assert_eq!(stored[0], COMPRESSED);
+        assert!(
+            json.len() > 30_000 && stored.len() * 4 < json.len(),
+            "{} -> {}",
+            json.len(),
+            stored.len()
+        );
+
+        let small = record("small", 1);
+        store.record_rpt(&alice, &small).await.unwrap();
+        let stored = rpts.get(uma::owned_key(&alice, "small")).unwrap().unwrap();
+        assert_eq!(&*stored, serde_json::to_vec(&small).unwrap().as_slice());
+
+        // As a store from before compression holds it.
+        rpts.insert(
+            uma::owned_key(&alice, "old"),
+            serde_json::to_vec(&record("old", 500)).unwrap(),
+        )
+        .unwrap();
+        let mut listed: Vec<(String, usize)> = store
+            .list_rpts(&alice)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.jti, r.permissions.len()))
+            .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                ("big".into(), 500),
+                ("old".into(), 500),
+                ("small".into(), 1)
+            ]
+        );
+        let taken = store.take_rpt(&alice, "big").await.unwrap().unwrap();
+        assert_eq!(serde_json::to_vec(&taken).unwrap(), json);
+
+        let mut damaged = compress(&json);
+        damaged.truncate(damaged.len() / 2);
+        assert!(dec::<RptRecord>(&damaged).is_err());
+        let mut bomb = vec![COMPRESSED];
+        bomb.extend_from_slice(&u32::MAX.to_le_bytes());
+        bomb.extend_from_slice(b"xyz");
+        assert!(dec::<RptRecord>(&bomb).is_err());
     }
 
     #[tokio::test]

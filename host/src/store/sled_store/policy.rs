@@ -65,11 +65,11 @@ fn abort<T>(e: Error) -> Result<T, ConflictableTransactionError<Error>> {
 }
 
 fn txn_enc<T: Serialize>(v: &T) -> Result<Vec<u8>, ConflictableTransactionError<Error>> {
-    serde_json::to_vec(v).map_err(|e| ConflictableTransactionError::Abort(e.into()))
+    enc(v).map_err(ConflictableTransactionError::Abort)
 }
 
 fn txn_dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, ConflictableTransactionError<Error>> {
-    serde_json::from_slice(b).map_err(|e| ConflictableTransactionError::Abort(e.into()))
+    dec(b).map_err(ConflictableTransactionError::Abort)
 }
 
 fn unwrap_txn<T>(r: Result<T, TransactionError<Error>>) -> Result<T> {
@@ -500,30 +500,13 @@ impl PolicyStore for SledStore {
 /// chunking hold one JSON object per key (seq = id); all are read.
 const AUDIT_CHUNK: usize = 1 << 10;
 
-/// Marks a chunk whose JSON is LZ4-compressed (block format, size prepended). A JSON array
-/// starts with `[`, so the two cannot be confused.
-const COMPRESSED: u8 = 1;
-
-/// A chunk's JSON above this size is compressed. sled writes any value or node image over
-/// ~128 KiB (a quarter of its 512 KiB segment) to a file of its own, created and synced per
-/// write, and it splits a leaf only once it holds 16 keys, whatever their size: a
-/// 500-permission grant's chunk (~200 KB of JSON) made blob files of 0.2-1.8 MB on every such
-/// grant. Its entries repeat the same names and fields, so LZ4 shrinks it several times over.
-/// Small chunks (a grant's one entry) stay plain JSON: nothing to gain there.
-const COMPRESS_ABOVE: usize = 4 << 10;
-
-/// The most a compressed chunk may claim to expand to: a damaged value is an error, not a
-/// huge allocation.
-const MAX_CHUNK_JSON: usize = 64 << 20;
-
 fn encode_chunk(entries: &[AuditEntry]) -> Result<Vec<u8>> {
     let mut v = (entries.len() as u32).to_be_bytes().to_vec();
     serde_json::to_writer(&mut v, entries)?;
     // A grant's one entry is written once, in place; only a large chunk is rebuilt.
     if v.len() - 4 > COMPRESS_ABOVE {
-        let packed = lz4_flex::compress_prepend_size(&v[4..]);
+        let packed = compress(&v[4..]);
         v.truncate(4);
-        v.push(COMPRESSED);
         v.extend_from_slice(&packed);
     }
     Ok(v)
@@ -532,21 +515,7 @@ fn encode_chunk(entries: &[AuditEntry]) -> Result<Vec<u8>> {
 fn decode_chunk(value: &[u8]) -> Result<Vec<AuditEntry>> {
     match value.first() {
         Some(b'{') => Ok(vec![dec(value)?]),
-        _ => match value.get(4..).unwrap_or_default() {
-            [COMPRESSED, packed @ ..] => {
-                let damaged = |e: lz4_flex::block::DecompressError| {
-                    Error::internal(format!("a compressed audit chunk is damaged: {e}"))
-                };
-                let (size, data) = lz4_flex::block::uncompressed_size(packed).map_err(damaged)?;
-                if size > MAX_CHUNK_JSON {
-                    return Err(Error::internal(
-                        "a compressed audit chunk claims an impossible size",
-                    ));
-                }
-                dec(&lz4_flex::decompress(data, size).map_err(damaged)?)
-            }
-            json => dec(json),
-        },
+        _ => dec(value.get(4..).unwrap_or_default()),
     }
 }
 

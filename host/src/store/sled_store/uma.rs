@@ -9,7 +9,7 @@ impl Expiring for InteractionSession {
     }
 }
 
-fn owned_key(owner: &Owner, id: &str) -> Vec<u8> {
+pub(super) fn owned_key(owner: &Owner, id: &str) -> Vec<u8> {
     let mut k = owner.to_string().into_bytes();
     k.push(0);
     k.extend_from_slice(id.as_bytes());
