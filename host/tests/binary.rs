@@ -207,3 +207,32 @@ claims = {{ email = "alice@example.com", name = "Alice" }}
     );
     stop(child);
 }
+
+/// The binary's built-in jemalloc options are in force (one arena per CPU, see `main.rs`), and
+/// the operator's `_RJEM_MALLOC_CONF` still overrides them. jemalloc prints its options at exit
+/// when asked to with `stats_print`.
+#[test]
+#[cfg(not(target_env = "msvc"))]
+fn jemalloc_runs_one_arena_per_cpu_unless_the_operator_says_otherwise() {
+    let options = |conf: &str| {
+        let out = Command::new(BIN)
+            .arg("--version")
+            .env("_RJEM_MALLOC_CONF", conf)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!err.contains("Invalid conf"), "{err}");
+        err
+    };
+    let built_in = options("stats_print:true,stats_print_opts:mdablxeh");
+    assert!(
+        built_in.contains(r#"opt.percpu_arena: "percpu""#),
+        "{built_in}"
+    );
+    let overridden = options("stats_print:true,stats_print_opts:mdablxeh,percpu_arena:disabled");
+    assert!(
+        overridden.contains(r#"opt.percpu_arena: "disabled""#),
+        "{overridden}"
+    );
+}
