@@ -208,8 +208,9 @@ claims = {{ email = "alice@example.com", name = "Alice" }}
     stop(child);
 }
 
-/// The binary's built-in jemalloc options are in force (one arena per CPU, see `main.rs`), and
-/// the operator's `_RJEM_MALLOC_CONF` still overrides them. jemalloc prints its options at exit
+/// The binary's built-in jemalloc options are in force (one arena per CPU, thread caches of
+/// small objects only, see `main.rs`), and the operator's `_RJEM_MALLOC_CONF` still overrides
+/// them, option by option. jemalloc prints its options at exit
 /// when asked to with `stats_print`.
 #[test]
 #[cfg(not(target_env = "msvc"))]
@@ -230,9 +231,23 @@ fn jemalloc_runs_one_arena_per_cpu_unless_the_operator_says_otherwise() {
         built_in.contains(r#"opt.percpu_arena: "percpu""#),
         "{built_in}"
     );
+    assert!(built_in.contains("opt.tcache_max: 4096\n"), "{built_in}");
     let overridden = options("stats_print:true,stats_print_opts:mdablxeh,percpu_arena:disabled");
     assert!(
         overridden.contains(r#"opt.percpu_arena: "disabled""#),
+        "{overridden}"
+    );
+    assert!(
+        overridden.contains("opt.tcache_max: 4096\n"),
+        "{overridden}"
+    );
+    let overridden = options("stats_print:true,stats_print_opts:mdablxeh,tcache_max:32768");
+    assert!(
+        overridden.contains("opt.tcache_max: 32768\n"),
+        "{overridden}"
+    );
+    assert!(
+        overridden.contains(r#"opt.percpu_arena: "percpu""#),
         "{overridden}"
     );
 }
