@@ -21,9 +21,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// vDSO); contention on an arena stays bounded by the number of CPUs, as with the default.
 ///
 /// `tcache_max:4096`: each thread keeps freed objects of up to 4 KiB for reuse, instead of up to
-/// 32 KiB. Default: 32 KiB. Every thread has such a cache, and under load this server runs
-/// about ten that allocate (two tokio workers and a blocking pool that grows to eight threads,
-/// though at most two evaluations of one owner run at once); with 32 KiB each held up to
+/// 32 KiB. Default: 32 KiB. Every thread has such a cache, and under load this server ran
+/// about ten that allocate when this was measured (two tokio workers and a blocking pool that
+/// grew to eight threads for two evaluations at a time; evaluations have had threads of their
+/// own since, two or three under that load); with 32 KiB each held up to
 /// twenty spare objects of every size class from 16 to 32 KiB (HTTP buffers, tokens, records),
 /// about 10 MB in all that no other thread could use. Measured with the load harness
 /// (`ONLY=grant,flow DURATION=8`, three alternations, 2026-12-04): peak RSS 65-67 against

@@ -1074,3 +1074,64 @@ async fn batched_evaluations_answer_in_order_and_stop_at_a_suspension() {
         assert_eq!(out.usage.fuel_used, 0, "a suspended module does not run");
     }
 }
+
+/// Every guest call waits for an evaluation thread, so none finds the engine's instance slots
+/// all taken. With one slot held by a policy spinning to its deadline, a configuration check
+/// called directly on another thread fails to instantiate (what the server's configuration
+/// checks and claims plugins did while they ran on tokio's blocking pool); the same check
+/// through [`Runtime::sandboxed`] waits for the thread and gets the module's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_calls_wait_for_an_evaluation_thread_instead_of_failing_on_a_full_pool() {
+    let rt = Runtime::new(RuntimeConfig {
+        fuel: u64::MAX / 2,
+        deadline: Duration::from_millis(300),
+        max_concurrent_evaluations: 1,
+        max_concurrent_evaluations_per_owner: 1,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let spin = rt.ingest(&fixture(fixtures::FX_LOOP)).unwrap();
+    let check = rt
+        .ingest(plugins::builtin("claim-match").unwrap().bytes)
+        .unwrap();
+    let spinning = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.evaluate_policy(spin, input(json!({}), vec![])).await }
+    });
+    // Until the spinning evaluation holds the only thread.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while rt.evaluation_threads().0 == 0 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let bad = r#"{"claim": "email", "equals": "a", "domain": "b"}"#;
+    let direct = tokio::task::spawn_blocking({
+        let (rt, check) = (rt.clone(), check.clone());
+        move || rt.validate_config(&check, bad, NOW_MS)
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(&direct, Err(Failure::Trap { message }) if message.contains("concurrent limit")),
+        "outside the evaluation threads the pool is full: {direct:?}"
+    );
+
+    let waited = rt
+        .sandboxed(move |rt| rt.validate_config(&check, bad, NOW_MS))
+        .await
+        .unwrap();
+    assert_eq!(
+        waited,
+        Ok(Err(
+            "give exactly one of `equals`, `one_of`, `domain`".to_string()
+        ))
+    );
+    let spun = spinning.await.unwrap();
+    assert!(
+        matches!(spun.failure, Some(Failure::Deadline { .. })),
+        "{spun:?}"
+    );
+    assert_eq!(rt.evaluation_threads(), (1, 1));
+}

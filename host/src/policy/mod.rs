@@ -455,13 +455,12 @@ pub async fn create_policy(
         )));
     }
     let config = new.config.to_string();
-    let runtime = state.runtime.clone();
     let m = module.clone();
-    let verdict = tokio::task::spawn_blocking(move || {
-        runtime.validate_config_limited(&m, &config, now_ms(), limits)
-    })
-    .await
-    .map_err(Error::internal)?;
+    let verdict = state
+        .runtime
+        .sandboxed(move |runtime| runtime.validate_config_limited(&m, &config, now_ms(), limits))
+        .await
+        .map_err(Error::internal)?;
     match verdict {
         Ok(Ok(())) => {}
         Ok(Err(message)) => {
@@ -518,11 +517,11 @@ async fn check_config(
     config: &serde_json::Value,
 ) -> Result<()> {
     let config = config.to_string();
-    let runtime = state.runtime.clone();
-    let verdict =
-        tokio::task::spawn_blocking(move || runtime.validate_config(&module, &config, now_ms()))
-            .await
-            .map_err(Error::internal)?;
+    let verdict = state
+        .runtime
+        .sandboxed(move |runtime| runtime.validate_config(&module, &config, now_ms()))
+        .await
+        .map_err(Error::internal)?;
     match verdict {
         Ok(Ok(())) => Ok(()),
         Ok(Err(message)) => Err(Error::invalid_request(format!(
@@ -650,7 +649,6 @@ pub async fn verify_with_plugins(
             client_id: client_id.to_string(),
             issuer: state.config.issuer.clone(),
         };
-        let runtime = state.runtime.clone();
         let calls = [
             runtime::ClaimsCall::TokenFormats,
             runtime::ClaimsCall::VerifyToken {
@@ -660,13 +658,15 @@ pub async fn verify_with_plugins(
                 context,
             },
         ];
-        let (answers, usages) = tokio::task::spawn_blocking(move || {
+        let (answers, usages) = state
+            .runtime
+            .sandboxed(move |rt| {
             let now = now_ms();
-            let (formats, used) = runtime.call_claims_limited(&module, &calls[0], now, limits);
+            let (formats, used) = rt.call_claims_limited(&module, &calls[0], now, limits);
             let handles = matches!(&formats, Ok(runtime::ClaimsAnswer::TokenFormats(f)) if f.iter().any(|f| f == calls[1].format()));
             let mut usages = vec![(used, formats.is_err())];
             let verified = handles.then(|| {
-                let (answer, used) = runtime.call_claims_limited(&module, &calls[1], now, limits);
+                let (answer, used) = rt.call_claims_limited(&module, &calls[1], now, limits);
                 usages.push((used, answer.is_err()));
                 answer
             });
@@ -783,7 +783,7 @@ struct Plan {
 /// [`evaluate`] for every question of one request, answering in their order. The bindings
 /// are read first and each bound policy loaded once (one RPT over 500 resources usually names
 /// the same policy 500 times); then all evaluations go to the runtime together, which hands
-/// them to the blocking pool in runs instead of one thread hand-off each.
+/// them to its evaluation threads in runs instead of one thread hand-off each.
 pub async fn evaluate_all(state: &AppState, questions: &[Question<'_>]) -> Result<Vec<Evaluation>> {
     let mut memo = Memo::default();
     let mut plans = Vec::with_capacity(questions.len());

@@ -160,10 +160,14 @@ pub struct RuntimeConfig {
     /// uploader can take from the machine.
     pub max_concurrent_compiles: usize,
 
-    /// Evaluations that may run at once, which also sizes the pooling allocator.
+    /// Evaluations that may run at once: the most evaluation threads, and the pooling
+    /// allocator's instance slots.
     ///
-    /// Default: 64. Instantiation fails when the pool is full, so callers queue on a semaphore
-    /// of this size rather than fail.
+    /// Default: 64. Every call into a guest (policy, claims plugin, configuration check) runs
+    /// on one of these threads, so instantiation never finds the pool full; callers beyond it
+    /// wait in line. Threads start on demand and stop after 10 s idle, so a server whose owners'
+    /// policies finish in microseconds runs on two or three; the bound matters when policies
+    /// spin until their deadline, where `max_concurrent_evaluations_per_owner` shares it out.
     pub max_concurrent_evaluations: u32,
 
     /// Evaluations of one resource owner's policies that may run at once; more queue.

@@ -11,6 +11,7 @@ pub mod fuzzing;
 mod hardening;
 mod ingest;
 mod limits;
+pub mod pool;
 mod sandbox;
 mod suspension;
 pub mod types;
@@ -66,9 +67,9 @@ enum Pre {
     Claims(v0_1::claims::ClaimsPre<Sandbox>),
 }
 
-/// Evaluations of one request handed to the blocking pool at once. Each hand-off costs a
+/// Evaluations of one request handed to an evaluation thread at once. Each hand-off costs a
 /// thread wake-up (tens of microseconds, several times one evaluation of a small policy);
-/// more per hand-off holds an owner slot and a pool slot longer before other requests'
+/// more per hand-off holds an owner slot and a thread longer before other requests'
 /// evaluations get them (32 fresh instances of a Rust policy take ~0.4 ms).
 pub const EVALUATIONS_PER_HANDOFF: usize = 32;
 
@@ -96,7 +97,9 @@ struct Inner {
     /// Per-owner evaluation slots (see `RuntimeConfig::max_concurrent_evaluations_per_owner`).
     owner_slots: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     compiles: AtomicUsize,
-    evaluations: Arc<tokio::sync::Semaphore>,
+    /// Where every call into a guest runs: at most `max_concurrent_evaluations` threads, as
+    /// many as the engine's pool has instance slots.
+    threads: pool::Threads,
     suspensions: suspension::Suspensions,
     stop_ticker: Arc<AtomicBool>,
 }
@@ -177,9 +180,15 @@ impl Runtime {
 
         Ok(Runtime {
             inner: Arc::new(Inner {
-                evaluations: Arc::new(tokio::sync::Semaphore::new(
+                threads: pool::Threads::new(
+                    "uma-eval",
                     config.max_concurrent_evaluations as usize,
-                )),
+                    // Guest frames run on this stack (up to `max_wasm_stack`), host frames
+                    // around them; tokio's blocking threads, which ran this before, had 2 MiB.
+                    (config.max_wasm_stack + (1 << 20)).max(2 << 20),
+                    // As tokio's blocking pool: a thread idle this long stops.
+                    Duration::from_secs(10),
+                ),
                 engine,
                 linker,
                 compat,
@@ -426,9 +435,9 @@ impl Runtime {
     }
 
     /// Evaluate a policy on the bounded evaluation pool under a module's own [`Limits`]. An
-    /// owner first takes one of their own slots, then one of the pool's: an owner whose policies
-    /// burn their whole budget queues behind their own evaluations and holds at most their share
-    /// of the pool, so other owners' evaluations still find free slots and CPU.
+    /// owner first takes one of their own slots, then one of the pool's threads: an owner whose
+    /// policies burn their whole budget queues behind their own evaluations and holds at most
+    /// their share of the threads, so other owners' evaluations still find free ones and CPU.
     pub async fn evaluate_policy_with(
         &self,
         module: Arc<Module>,
@@ -448,8 +457,8 @@ impl Runtime {
     }
 
     /// Evaluate many policies (one request's permissions), answering in the jobs' order. Runs
-    /// of one owner's jobs go to the blocking pool [`EVALUATIONS_PER_HANDOFF`] at a time, each
-    /// run under one owner slot and one pool slot, the runs concurrently as the owner's slots
+    /// of one owner's jobs go to an evaluation thread [`EVALUATIONS_PER_HANDOFF`] at a time, each
+    /// run under one owner slot on one thread, the runs concurrently as the owner's slots
     /// allow. Each job still gets a fresh instance and its own limits; a module suspended
     /// midway is refused for the rest of the run.
     pub async fn evaluate_policies_with(&self, jobs: Vec<PolicyJob>) -> Vec<PolicyOutcome> {
@@ -473,7 +482,7 @@ impl Runtime {
         outcomes
     }
 
-    /// One owner's run of jobs on the blocking pool.
+    /// One owner's run of jobs on an evaluation thread.
     async fn run_jobs(&self, jobs: Vec<PolicyJob>) -> Vec<PolicyOutcome> {
         let Some(first) = jobs.first() else {
             return Vec::new();
@@ -492,27 +501,42 @@ impl Runtime {
                 .collect();
         }
         let owner_permit = self.owner_slots(&owner).acquire_owned().await;
-        let permit = self.inner.evaluations.clone().acquire_owned().await;
-        let runtime = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permits = (owner_permit, permit);
+        self.sandboxed(move |runtime| {
+            let _permit = owner_permit;
             jobs.iter()
                 .map(|job| runtime.suspended_or_run(&owner, job))
                 .collect()
         })
         .await
-        .unwrap_or_else(|e| {
+        .unwrap_or_else(|lost| {
             (0..n)
                 .map(|_| {
                     failed(
                         Failure::Trap {
-                            message: format!("evaluation task failed: {e}"),
+                            message: lost.to_string(),
                         },
                         Usage::default(),
                     )
                 })
                 .collect()
         })
+    }
+
+    /// Runs `f`, which calls into guests, on one of the evaluation threads ([`pool`]), never
+    /// on the caller's: the async workers go on serving requests meanwhile, and no more guest
+    /// instances exist at once than the engine's pool has slots for. Waits in line while every
+    /// thread is busy.
+    pub async fn sandboxed<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Runtime) -> R + Send + 'static,
+    ) -> Result<R, pool::Lost> {
+        let runtime = self.clone();
+        self.inner.threads.run(move || f(&runtime)).await
+    }
+
+    /// Evaluation threads alive now, and the most alive at once so far.
+    pub fn evaluation_threads(&self) -> (usize, usize) {
+        self.inner.threads.counts()
     }
 
     /// Evaluate one job unless its module is suspended (evaluations queued behind the ones

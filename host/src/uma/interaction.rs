@@ -279,13 +279,12 @@ async fn advance(
             },
             _ => ClaimsCall::Start(input),
         };
-        let runtime = state.runtime.clone();
         let now = policy::now_ms();
-        let (answer, usage) = tokio::task::spawn_blocking(move || {
-            runtime.call_claims_limited(&module, &call, now, limits)
-        })
-        .await
-        .map_err(crate::error::Error::internal)?;
+        let (answer, usage) = state
+            .runtime
+            .sandboxed(move |runtime| runtime.call_claims_limited(&module, &call, now, limits))
+            .await
+            .map_err(crate::error::Error::internal)?;
         state
             .usage
             .record(owner, &binding.module, &usage, answer.is_err());
