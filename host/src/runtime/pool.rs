@@ -57,7 +57,8 @@ struct State {
     /// result, so a caller that submits its next job at once finds the thread on its way
     /// back and does not start another (tokio's blocking pool did, and grew to 8 threads).
     busy: usize,
-    /// The most that were ever alive at once (reported by tests and benchmarks).
+    /// The most ever counted alive at once, a thread whose start failed included (reported
+    /// by tests and by `Runtime::evaluation_threads`).
     peak: usize,
     next_id: u64,
     stopping: bool,
@@ -104,7 +105,7 @@ impl Threads {
         }
     }
 
-    /// Threads alive now, and the most alive at once so far.
+    /// Threads alive now, and the most counted alive at once so far.
     pub fn counts(&self) -> (usize, usize) {
         let s = self.shared.lock();
         (s.threads, s.peak)
