@@ -661,19 +661,23 @@ pub async fn verify_with_plugins(
         let (answers, usages) = state
             .runtime
             .sandboxed(move |rt| {
-            let now = now_ms();
-            let (formats, used) = rt.call_claims_limited(&module, &calls[0], now, limits);
-            let handles = matches!(&formats, Ok(runtime::ClaimsAnswer::TokenFormats(f)) if f.iter().any(|f| f == calls[1].format()));
-            let mut usages = vec![(used, formats.is_err())];
-            let verified = handles.then(|| {
-                let (answer, used) = rt.call_claims_limited(&module, &calls[1], now, limits);
-                usages.push((used, answer.is_err()));
-                answer
-            });
-            (verified, usages)
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+                let now = now_ms();
+                let (formats, used) = rt.call_claims_limited(&module, &calls[0], now, limits);
+                let wanted = calls[1].format();
+                let handles = match &formats {
+                    Ok(runtime::ClaimsAnswer::TokenFormats(f)) => f.iter().any(|f| f == wanted),
+                    _ => false,
+                };
+                let mut usages = vec![(used, formats.is_err())];
+                let verified = handles.then(|| {
+                    let (answer, used) = rt.call_claims_limited(&module, &calls[1], now, limits);
+                    usages.push((used, answer.is_err()));
+                    answer
+                });
+                (verified, usages)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         for (usage, failed) in &usages {
             state
                 .usage

@@ -534,7 +534,7 @@ impl Runtime {
         self.inner.threads.run(move || f(&runtime)).await
     }
 
-    /// Evaluation threads alive now, and the most alive at once so far.
+    /// Evaluation threads alive now, and the most counted alive at once so far.
     pub fn evaluation_threads(&self) -> (usize, usize) {
         self.inner.threads.counts()
     }

@@ -227,6 +227,15 @@ mod tests {
         Threads::new("test-eval", max, 256 << 10, keep_alive)
     }
 
+    /// Waits up to `within` for `done`, failing with what was expected.
+    async fn eventually(what: &str, within: Duration, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + within;
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     #[tokio::test]
     async fn jobs_run_off_the_caller_and_return_their_result() {
         let pool = threads(2, Duration::from_secs(5));
@@ -368,11 +377,10 @@ mod tests {
         let pool = threads(2, Duration::from_millis(300));
         assert_eq!(pool.run(|| 1).await, Ok(1));
         assert_eq!(pool.counts().1, 1);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while pool.counts().0 > 0 {
-            assert!(Instant::now() < deadline, "the idle thread never stopped");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually("the idle thread stops", Duration::from_secs(10), || {
+            pool.counts().0 == 0
+        })
+        .await;
         assert_eq!(pool.run(|| 2).await, Ok(2));
         assert_eq!(pool.counts().0, 1);
     }
@@ -383,13 +391,11 @@ mod tests {
         assert_eq!(pool.run(|| 1).await, Ok(1));
         let shared = pool.shared.clone();
         drop(pool);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while shared.lock().threads > 0 {
-            assert!(
-                Instant::now() < deadline,
-                "an idle thread outlived its pool"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(
+            "no idle thread outlives its pool",
+            Duration::from_secs(5),
+            || shared.lock().threads == 0,
+        )
+        .await;
     }
 }
