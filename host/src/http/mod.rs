@@ -247,6 +247,13 @@ pub async fn serve_state(
         }
         None => {
             let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+            // Nagle's algorithm off, as axum-server does for TLS: a response written while the
+            // client's ACK of the previous one is still delayed would otherwise wait for it.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+                }
+            });
             let server = axum::serve(listener, svc).with_graceful_shutdown(async move {
                 shutdown.await;
                 let _ = stopping.send(());
