@@ -9,6 +9,7 @@
 #   ONLY=co-tenant,rpt bench/load/run.sh   # some of: basic grant flow co-tenant rpt peer
 #   UMA_HOST_BIN=/tmp/uma-host-before bench/load/run.sh   # another build, for before/after runs
 #   MODULES=1000 bench/load/run.sh    # first store 1,000 distinct owner modules (~3-4 min)
+#   PACED_PERCENT=15 ONLY=grant bench/load/run.sh   # the paced grant run at 15 % of the peak, not 50
 #
 # The rss_mb column is the server's highest RSS while a scenario ran (sampled every 0.2 s).
 #
@@ -211,10 +212,14 @@ measure uma-grant uma_grant.lua CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secr
 # (b) again at half its peak rate (skipping the tickets the first run used, counting the
 # requests still in flight when wrk stopped), for the latency target there: the 16 connections
 # send on one schedule of evenly spaced requests at half the peak rate (common.lua's `paced`).
+# PACED_PERCENT=15 paces it at another share of the peak instead (the scenario is then named
+# uma-grant-paced-15pct), to tell latency that comes with load from latency that does not.
 peak=$(jq -s 'map(select(.scenario=="uma-grant"))[0] | [.rps, .requests]' "$results")
-measure uma-grant-half-peak uma_grant.lua CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789 \
+paced_pct=${PACED_PERCENT:-50}
+paced_name=uma-grant-half-peak; [[ $paced_pct == 50 ]] || paced_name=uma-grant-paced-${paced_pct}pct
+measure "$paced_name" uma_grant.lua CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789 \
   TICKETS_FILE="$work/tickets" TICKETS_OFFSET="$(jq -n --argjson p "$peak" '$p[1] + 2 * '"$CONNECTIONS")" \
-  RATE="$(jq -n --argjson p "$peak" '$p[0] / 2')"
+  RATE="$(jq -n --argjson p "$peak" '$p[0] * '"$paced_pct"' / 100')"
 fi
 want flow && measure full-flow flow.lua PAT="$PAT" RESOURCE_ID="$RID" CLIENT_ID=bench-app CLIENT_SECRET=bench-app-secret-0123456789
 
