@@ -247,8 +247,9 @@ pub async fn serve_state(
         }
         None => {
             let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-            // Nagle's algorithm off, as axum-server does for TLS: a response written while the
-            // client's ACK of the previous one is still delayed would otherwise wait for it.
+            // Nagle's algorithm off, as axum-server does for TLS: an answer longer than one
+            // segment (a large RPT) would otherwise hold its last, partial segment until the
+            // client acknowledges the rest, which a delayed ACK stretches to tens of ms.
             let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
                 if let Err(e) = tcp.set_nodelay(true) {
                     tracing::debug!(error = %e, "setting TCP_NODELAY failed");
